@@ -1,0 +1,85 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainables import losses
+
+
+def slow_nt_xent(z1: torch.Tensor, z2: torch.Tensor, t: float) -> float:
+    z = [F.normalize(v, dim=0) for v in torch.cat([z1, z2]).double()]
+    n = len(z1)
+    total = 0.0
+    for i in range(2 * n):
+        j = i + n if i < n else i - n
+        num = math.exp(float(z[i] @ z[j]) / t)
+        den = sum(math.exp(float(z[i] @ z[k]) / t) for k in range(2 * n) if k != i)
+        total += -math.log(num / den)
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("t", [0.1, 0.5, 1.0])
+def test_nt_xent_matches_brute_force(t):
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    assert losses.nt_xent(z1, z2, t).item() == pytest.approx(slow_nt_xent(z1, z2, t), rel=1e-5)
+
+
+def test_nt_xent_is_low_for_matching_views_and_rejects_bad_input():
+    z = torch.eye(8)
+    assert losses.nt_xent(z, z, 0.1) < losses.nt_xent(z, z.roll(1, 0), 0.1)
+    with pytest.raises(ValueError, match="temperature"):
+        losses.nt_xent(z, z, 0.0)
+    with pytest.raises(ValueError, match="equal shape"):
+        losses.nt_xent(z, z[:4], 0.1)
+
+
+def test_cross_entropy_matches_definition():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([0, 2])
+    ref = -(torch.log_softmax(logits, 1)[0, 0] + torch.log_softmax(logits, 1)[1, 2]) / 2
+    assert losses.cross_entropy(logits, labels).item() == pytest.approx(ref.item())
+
+
+def test_penalty_matches_per_sample_reference():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 2, 8, 8, generator=g)
+    y = (x + 0.5 * torch.rand(4, 3, 2, 8, 8, generator=g)).clamp(0, 1)
+    y[0] = x[0]  # one sample under the bound
+    ref = []
+    for i in range(4):
+        rms = math.sqrt(float(((x[i] - y[i]) ** 2).mean()))
+        ref.append(max(0.0, rms - 0.2))
+    assert losses.penalty(x, y, 0.2).item() == pytest.approx(sum(ref) / 4, abs=1e-6)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        losses.penalty(x, y, 1.5)
+
+
+def _anon_grad(bound: float, shift: float) -> float:
+    """Gradient norm that the penalty alone gives a tiny f_A = x + w."""
+    w = torch.full((1, 3, 1, 1), shift, requires_grad=True)
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5
+    losses.penalty(x, x + w, bound).backward()
+    return float(w.grad.norm())
+
+
+def test_penalty_moves_fa_only_when_rms_exceeds_bound():
+    assert _anon_grad(bound=0.1, shift=0.3) > 0.1  # RMS 0.3 > B: pushed back
+    assert _anon_grad(bound=0.5, shift=0.3) == 0.0  # RMS 0.3 < B: free
+
+
+def test_penalty_gradient_descends_towards_the_bound():
+    w = torch.full((1, 3, 1, 1), 0.4, requires_grad=True)
+    x = torch.full((2, 3, 4, 4), 0.3)
+    opt = torch.optim.SGD([w], lr=0.1)
+    for _ in range(50):
+        opt.zero_grad()
+        losses.penalty(x, x + w, 0.2).backward()
+        opt.step()
+    assert float(w.detach().abs().mean()) == pytest.approx(0.2, abs=0.02)
+
+
+def test_anonymizer_objective_signs():
+    obj = losses.anonymizer_objective(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(0.5), 2.0)
+    assert obj.item() == pytest.approx(1.0 - 2.0 + 1.0)

@@ -1,0 +1,100 @@
+"""Every registered anonymizer, action model and privacy model is built and stepped."""
+
+import pytest
+import torch
+
+from trainables.action_models import ACTION_MODELS, build_action_model
+from trainables.anonymizers import ANONYMIZERS, build_anonymizer
+from trainables.privacy_models import PRIVACY_MODELS, build_privacy_model
+from trainables.registry import UnknownNameError
+
+
+def _assert_all_grads(model: torch.nn.Module) -> None:
+    missing = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())
+    ]
+    assert not missing, f"parameters without a finite gradient: {missing[:5]}"
+    assert any(float(p.grad.abs().sum()) > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ANONYMIZERS.names())
+def test_anonymizer_builds_and_steps(name):
+    torch.manual_seed(0)
+    anon = build_anonymizer(name, "resnet18")
+    x = torch.rand(2, 3, 2, 32, 32, requires_grad=True)
+    mask = torch.zeros(2, 2, 32, 32, dtype=torch.bool)
+    mask[:, :, 8:16, 8:16] = True
+    y = anon(x, mask)
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+    y.square().mean().backward()
+    assert torch.isfinite(x.grad).all()
+    if anon.trainable:
+        _assert_all_grads(anon)
+    else:
+        assert not list(anon.parameters())
+    assert anon(x[:, :, 0], mask[:, 0]).shape == (2, 3, 32, 32)  # images too
+
+
+def test_fixed_anonymizers_do_what_they_say():
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(build_anonymizer("identity")(x), x)
+    mask = torch.zeros(1, 32, 32, dtype=torch.bool)
+    mask[0, :4] = True
+    out = build_anonymizer("blacken")(x, mask)
+    assert out[..., :4, :].abs().sum() == 0 and torch.equal(out[..., 4:, :], x[..., 4:, :])
+    d4 = build_anonymizer("downsample4x")(x)
+    assert torch.allclose(d4.mean(), x.mean(), atol=1e-2)
+    weak = (build_anonymizer("blur_weak")(x) - x).pow(2).mean()
+    strong = (build_anonymizer("blur_strong")(x) - x).pow(2).mean()
+    assert 0 < weak < strong
+    with pytest.raises(ValueError, match="needs the actor masks"):
+        build_anonymizer("blacken")(x)
+
+
+@pytest.mark.parametrize("name", ["unetpp", "unet", "unetpp_tiny"])
+@pytest.mark.parametrize("encoder", ["resnet18", "mobilenet_v2"])
+def test_learned_anonymizer_encoders(name, encoder):
+    anon = build_anonymizer(name, encoder)
+    assert anon(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize("name", ACTION_MODELS.names())
+def test_action_model_builds_and_steps(name):
+    torch.manual_seed(0)
+    frames, size = 4, 32
+    model = build_action_model(name, num_classes=5, frames=frames, size=size)
+    model.train()
+    x = torch.rand(2, 3, frames, size, size)
+    logits = model(x)
+    assert logits.shape == (2, 5) and torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 3])).backward()
+    _assert_all_grads(model)
+
+
+@pytest.mark.parametrize("name", PRIVACY_MODELS.names())
+@pytest.mark.parametrize("head", ["simclr", "multilabel"])
+def test_privacy_model_builds_and_steps(name, head):
+    torch.manual_seed(0)
+    model = build_privacy_model(name, head=head, num_outputs=7)
+    out = model(torch.rand(2, 3, 32, 32))
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+    if head == "simclr":
+        assert torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+    out.sum().backward() if head == "multilabel" else out[:, 0].sum().backward()
+    _assert_all_grads(model)
+
+
+@pytest.mark.parametrize("registry", [ANONYMIZERS, ACTION_MODELS, PRIVACY_MODELS])
+def test_unknown_name_lists_the_valid_ones(registry):
+    with pytest.raises(UnknownNameError) as err:
+        registry.get("no_such_model")
+    msg = str(err.value)
+    assert "no_such_model" in msg and all(n in msg for n in registry.names())
+
+
+def test_unknown_encoder_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown anonymizer encoder 'resnet9000'"):
+        build_anonymizer("unetpp", "resnet9000")

@@ -1,0 +1,109 @@
+"""End-to-end trials on tiny inputs, through the real models and training code."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+import torch
+
+from trainables.config import config_for
+from trainables.train import NonFiniteLossError
+from trainables.trial import compute_shared, run_trial
+
+KEYS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1")
+
+
+def test_tiny_trial_returns_fractions_and_history(tiny_cfg):
+    epochs = []
+    res = run_trial(tiny_cfg, on_epoch=lambda e, m: epochs.append((e, m)), log=lambda m: None)
+    for k in KEYS:
+        assert 0.0 <= getattr(res, k) <= 1.0, k
+    assert res.rms > 0  # a learned anonymizer changes its input
+    assert [e for e, _ in epochs] == [1] and "L_penalty" in epochs[0][1]
+    assert res.config["B"] == tiny_cfg.B and res.seed == tiny_cfg.seed
+
+
+def test_trials_reuse_shared_stages_and_are_seeded(tiny_cfg):
+    from trainables.data import load_data
+
+    data = load_data(tiny_cfg)
+    shared = compute_shared(tiny_cfg, data, log=lambda m: None)
+    a = run_trial(tiny_cfg, data=data, shared=shared, log=lambda m: None)
+    b = run_trial(tiny_cfg, data=data, shared=shared, log=lambda m: None)
+    assert a.summary() | {"seconds": 0} == b.summary() | {"seconds": 0}
+    other = dataclasses.replace(tiny_cfg, B=0.0, lam=5.0)
+    c = run_trial(other, data=data, shared=shared, log=lambda m: None)
+    assert c.raw_top1 == a.raw_top1 and c.raw_cmap == a.raw_cmap
+    with pytest.raises(ValueError, match="another data/backbone"):
+        run_trial(dataclasses.replace(tiny_cfg, size=64), data=data, shared=shared)
+
+
+@pytest.mark.parametrize("anonymizer", ["blur_strong", "blacken"])
+def test_fixed_anonymizer_trial_skips_training(tiny_cfg, anonymizer):
+    logs = []
+    res = run_trial(dataclasses.replace(tiny_cfg, anonymizer=anonymizer), log=logs.append)
+    assert res.history == [] and res.rms > 0
+    assert not any(m.startswith("[identity]") for m in logs)
+
+
+def test_same_dataset_protocol_and_frame_positives(tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg, dataset="synthetic-vp", positives="frames")
+    res = run_trial(cfg, log=lambda m: None)
+    assert 0 <= res.cmap <= 1
+
+
+def test_nan_loss_stops_the_trial_naming_loss_and_step(tiny_cfg):
+    with (
+        mock.patch("trainables.losses.nt_xent", return_value=torch.tensor(float("nan"))),
+        pytest.raises(NonFiniteLossError, match=r"loss L_B became nan in .* epoch 1 step 0"),
+    ):
+        run_trial(tiny_cfg, log=lambda m: None)
+
+
+def test_paper_scale_builds_and_steps_on_tiny_inputs():
+    """The paper's models (UNet++ resnet18, I3D R50, ResNet-50) through one step of each stage."""
+    cfg = config_for(
+        "paper",
+        size=64,
+        frames=4,
+        n_action_train=4,
+        n_action_test=4,
+        n_privacy_train=4,
+        n_privacy_test=4,
+        batch_size=2,
+        privacy_batch_size=2,
+        eval_batch_size=2,
+        identity_epochs=1,
+        pretrain_action_epochs=1,
+        pretrain_privacy_epochs=1,
+        minimax_epochs=1,
+        eval_action_epochs=1,
+        eval_privacy_epochs=1,
+        max_steps_per_epoch=1,
+        device="cpu",
+    )
+    assert (cfg.anonymizer, cfg.action_model, cfg.privacy_model) == (
+        "unetpp",
+        "i3d_r50",
+        "resnet50",
+    )
+    res = run_trial(cfg, log=lambda m: None)
+    assert len(res.history) == 1 and torch.isfinite(torch.tensor(res.history[0]["L_A"]))
+
+
+@pytest.mark.slow
+def test_smoke_command_prints_json_last():
+    r = subprocess.run(
+        [sys.executable, "-m", "trainables.run", "--scale", "smoke", "--B", "0.3", "--lam", "1.0"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    for k in KEYS:
+        assert 0.0 <= last[k] <= 1.0
+    assert last["seconds"] > 0 and "[minimax] epoch" in r.stderr

@@ -1,0 +1,1 @@
+"""What runs in one trial: data, models, losses, metrics, training and evaluation."""

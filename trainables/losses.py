@@ -1,0 +1,67 @@
+"""Losses of the minimax game (paper Eq. 3-6): pure tensor-in, tensor-out functions."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """L_T: mean cross-entropy of action logits (N, K) against labels (N,)."""
+    return F.cross_entropy(logits, labels)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """L_B: SimCLR's NT-Xent over two views (N, D) of the same N samples.
+
+    Row i of ``z1`` and row i of ``z2`` are the positive pair; the other 2N - 2 embeddings in the
+    batch are negatives. Embeddings are L2-normalised here, so any projection works.
+    """
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(
+            f"nt_xent needs two (N, D) views of equal shape, got {tuple(z1.shape)} "
+            f"and {tuple(z2.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2], dim=0).float(), dim=1)
+    sim = z @ z.t() / temperature
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, targets)
+
+
+def rms_per_sample(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """RMS(x - y) of each sample over all its non-batch dimensions; pixels in [0, 1]."""
+    diff = (x.float() - y.float()).flatten(1)
+    # The epsilon keeps the gradient finite where f_A(x) == x exactly.
+    return torch.sqrt(diff.pow(2).mean(dim=1) + 1e-12)
+
+
+def penalty(x: torch.Tensor, anonymized: torch.Tensor, bound: float) -> torch.Tensor:
+    """L_penalty = mean over samples of max(0, RMS(x - f_A(x)) - B), differentiable.
+
+    The released reference code detached this term (``.item()``) and pooled the RMS over the
+    batch; here it is computed per sample and keeps its gradient, so it moves f_A.
+    """
+    if not 0.0 <= bound <= 1.0:
+        raise ValueError(f"the bound B must lie in [0, 1], got {bound}")
+    return F.relu(rms_per_sample(x, anonymized) - bound).mean()
+
+
+def anonymizer_objective(
+    l_t: torch.Tensor, l_b: torch.Tensor, l_pen: torch.Tensor, lam: float
+) -> torch.Tensor:
+    """L_A = L_T - L_B + lambda * L_penalty (paper Eq. 6)."""
+    return l_t - l_b + lam * l_pen
+
+
+def l1_reconstruction(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Identity initialisation loss (paper Eq. 5)."""
+    return (x.float() - y.float()).abs().mean()
+
+
+def multilabel_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE for the evaluation privacy classifier f_B' over (N, A) attribute logits."""
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.float())

@@ -1,0 +1,71 @@
+"""Evaluation metrics: action Top-1, privacy cMAP and F1. Pure functions over tensors."""
+
+from __future__ import annotations
+
+import torch
+
+
+def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of samples whose highest logit is the label."""
+    if len(labels) == 0:
+        raise ValueError("top1 of an empty set")
+    return float((logits.argmax(dim=1) == labels).float().mean())
+
+
+def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-column average precision (A,), as ``sklearn.metrics.average_precision_score``.
+
+    AP = sum_k (R_k - R_{k-1}) P_k over the distinct score thresholds, highest first; tied
+    scores count as one threshold. A column without positives gets NaN.
+    """
+    scores, targets = scores.double(), targets.double()
+    out = torch.empty(scores.shape[1], dtype=torch.float64)
+    for a in range(scores.shape[1]):
+        s, y = scores[:, a], targets[:, a]
+        n_pos = y.sum()
+        if n_pos == 0:
+            out[a] = float("nan")
+            continue
+        order = torch.argsort(s, descending=True, stable=True)
+        s, y = s[order], y[order]
+        tp = torch.cumsum(y, 0)
+        fp = torch.cumsum(1 - y, 0)
+        # Keep the last index of each run of tied scores.
+        last = torch.ones_like(s, dtype=torch.bool)
+        last[:-1] = s[1:] != s[:-1]
+        tp, fp = tp[last], fp[last]
+        precision = tp / (tp + fp)
+        recall = tp / n_pos
+        prev = torch.cat([torch.zeros(1, dtype=torch.float64), recall[:-1]])
+        out[a] = ((recall - prev) * precision).sum()
+    return out
+
+
+def cmap(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """Class-mean average precision over attributes that have at least one positive."""
+    ap = average_precision(scores, targets)
+    ap = ap[~torch.isnan(ap)]
+    if len(ap) == 0:
+        raise ValueError("cMAP is undefined: no attribute has a positive sample")
+    return float(ap.mean())
+
+
+def f1_per_attribute(
+    probs: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5
+) -> torch.Tensor:
+    """F1 of each attribute with predictions ``probs >= threshold`` (sklearn's zero_division=0)."""
+    pred = (probs >= threshold).double()
+    y = targets.double()
+    tp = (pred * y).sum(0)
+    fp = (pred * (1 - y)).sum(0)
+    fn = ((1 - pred) * y).sum(0)
+    denom = 2 * tp + fp + fn
+    return torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
+
+
+def mean_f1(probs: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5) -> float:
+    """Mean over attributes of the per-attribute F1, thresholding *probabilities* at 0.5.
+
+    (The reference code thresholds raw logits at 0.5, i.e. sigmoid 0.62; we do not.)
+    """
+    return float(f1_per_attribute(probs, targets, threshold).mean())

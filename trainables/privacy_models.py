@@ -1,0 +1,82 @@
+"""Privacy models: f_B (ResNet + SimCLR projection head) and f_B' (ResNet + multi-label head).
+
+Builders take the head kind and its output size; networks take images (B, C, H, W) with pixels
+in [0, 1]. Nothing is downloaded: weights are random unless loaded from a local file.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainables.registry import Registry
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+Head = Literal["simclr", "multilabel"]
+
+
+class SimCLRHead(nn.Module):
+    """Linear(d, d) -> ReLU -> Linear(d, 128), L2-normalised (the paper's f_B projection)."""
+
+    def __init__(self, dim: int, out: int = 128) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.mlp(x), dim=1)
+
+
+class ImageModel(nn.Module):
+    """Normalises [0, 1] images, extracts ResNet features and applies the head."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone((images - self.mean) / self.std))
+
+
+PRIVACY_MODELS: Registry[ImageModel] = Registry("privacy model")
+
+
+def _wrap(backbone: nn.Module, head: Head, num_outputs: int) -> ImageModel:
+    dim = backbone.fc.in_features
+    backbone.fc = nn.Identity()
+    if head == "simclr":
+        return ImageModel(backbone, SimCLRHead(dim, num_outputs))
+    if head == "multilabel":
+        return ImageModel(backbone, nn.Linear(dim, num_outputs))
+    raise ValueError(f"unknown privacy head {head!r}; valid heads are: simclr, multilabel")
+
+
+def _tv(name: str):
+    def build(head: Head, num_outputs: int) -> ImageModel:
+        from torchvision import models
+
+        return _wrap(getattr(models, name)(weights=None), head, num_outputs)
+
+    return build
+
+
+for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+    PRIVACY_MODELS.register(_name, f"torchvision {_name}")(_tv(_name))
+
+
+@PRIVACY_MODELS.register("resnet10_tiny", "small CPU ResNet: torchvision BasicBlock x [1,1,1,1]")
+def resnet10_tiny(head: Head, num_outputs: int) -> ImageModel:
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    return _wrap(ResNet(BasicBlock, [1, 1, 1, 1]), head, num_outputs)
+
+
+def build_privacy_model(name: str, *, head: Head, num_outputs: int) -> ImageModel:
+    """Build a registered privacy model; an unknown name raises an error listing the valid ones."""
+    return PRIVACY_MODELS.build(name, head=head, num_outputs=num_outputs)

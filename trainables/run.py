@@ -1,0 +1,73 @@
+"""Run one trial without Ray: ``python -m trainables.run --scale smoke --B 0.3 --lam 1.0``.
+
+Progress goes to stderr; the last line on stdout is one JSON object with the trial's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from trainables.config import SCALES, add_config_flags, config_for, overrides_from_args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m trainables.run",
+        description="Run one penalty-driven anonymization trial (identity init, minimax, "
+        "evaluation with fresh target models) and print its metrics as JSON.",
+    )
+    p.add_argument(
+        "--scale",
+        default="smoke",
+        choices=sorted(SCALES),
+        help="named scale that fills every unset flag (default: smoke)",
+    )
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the registered datasets, anonymizers and models, then exit",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the final JSON line")
+    add_config_flags(p, exclude=("scale",))
+    return p
+
+
+def _list() -> None:
+    from trainables.action_models import ACTION_MODELS
+    from trainables.anonymizers import ANONYMIZERS
+    from trainables.data import DATASETS
+    from trainables.privacy_models import PRIVACY_MODELS
+
+    for reg in (DATASETS, ANONYMIZERS, ACTION_MODELS, PRIVACY_MODELS):
+        print(f"{reg.kind}s:")
+        for name in reg.names():
+            print(f"  {name:<16} {reg.describe(name)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        _list()
+        return 0
+    from trainables.config import ConfigError, validate
+    from trainables.trial import run_trial
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    try:
+        cfg = config_for(args.scale, **overrides_from_args(args))
+        validate(cfg)
+        result = run_trial(cfg, log=log)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.summary()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Training stages of Algorithm 1: identity initialisation of f_A, the warm start of f_T and f_B,
+and the minimax game."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainables import losses
+from trainables.augment import augment_clips, augment_images
+from trainables.config import TrialConfig
+from trainables.data import TrialData, batches, flip_label_tensor, to_float
+
+Log = Callable[[str], None]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the message names the loss and the step."""
+
+
+def check_finite(name: str, value: torch.Tensor, stage: str, epoch: int, step: int) -> None:
+    if not torch.isfinite(value.detach()).all():
+        raise NonFiniteLossError(
+            f"loss {name} became {value.detach().float().item()} in {stage} at epoch {epoch} "
+            f"step {step}; lower the learning rates or turn off --amp"
+        )
+
+
+@dataclass
+class Runtime:
+    """Where and how a trial computes."""
+
+    device: torch.device
+    amp: bool
+    gen: torch.Generator  # CPU generator: shuffling and augmentation
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"--device {name} asked for CUDA, but torch sees no GPU; use --device cpu"
+        )
+    return dev
+
+
+def set_trainable(model: nn.Module, flag: bool) -> None:
+    for p in model.parameters():
+        p.requires_grad_(flag)
+
+
+def privacy_views(
+    data: TrialData, idx: torch.Tensor, cfg: TrialConfig, rt: Runtime
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two views of each privacy sample that NT-Xent treats as positives."""
+    if cfg.positives == "frames":
+        clips = data.action_train.clips
+        idx = idx % len(clips)
+        t = torch.randint(0, cfg.frames - cfg.frame_gap, (len(idx),), generator=rt.gen)
+        sel = clips[idx]
+        ar = torch.arange(len(idx))
+        v1, v2 = sel[ar, :, t], sel[ar, :, t + cfg.frame_gap]
+        return to_float(v1, rt.device), to_float(v2, rt.device)
+    x = to_float(data.privacy_train.images[idx], rt.device)
+    return augment_images(x, rt.gen), augment_images(x, rt.gen)
+
+
+def _n_privacy(data: TrialData, cfg: TrialConfig) -> int:
+    return (
+        len(data.action_train.clips)
+        if cfg.positives == "frames"
+        else len(data.privacy_train.images)
+    )
+
+
+def _mean(xs: list[float]) -> float:
+    return float(sum(xs) / max(len(xs), 1))
+
+
+def identity_init(
+    anon: nn.Module, data: TrialData, cfg: TrialConfig, rt: Runtime, log: Log
+) -> list[float]:
+    """Train f_A to reproduce its input with L1 (paper Eq. 5); lr / 5 on a plateau."""
+    opt = torch.optim.Adam(anon.parameters(), lr=cfg.identity_lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.2, patience=1)
+    anon.train()
+    history = []
+    n_priv = len(data.privacy_train.images)
+    for epoch in range(1, cfg.identity_epochs + 1):
+        t0, vals = time.time(), []
+        pb = batches(n_priv, cfg.privacy_batch_size, rt.gen)
+        for step, idx in enumerate(
+            batches(
+                len(data.action_train.clips),
+                cfg.batch_size,
+                rt.gen,
+                max_batches=cfg.max_steps_per_epoch,
+            )
+        ):
+            pidx = next(pb, None)
+            if pidx is None:
+                pb = batches(n_priv, cfg.privacy_batch_size, rt.gen)
+                pidx = next(pb)
+            x = to_float(data.action_train.clips[idx], rt.device)
+            p = to_float(data.privacy_train.images[pidx], rt.device)
+            with rt.autocast():
+                loss = losses.l1_reconstruction(anon(x), x) + losses.l1_reconstruction(anon(p), p)
+            check_finite("L1", loss, "identity initialisation", epoch, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            vals.append(loss.item() / 2)
+        history.append(_mean(vals))
+        sched.step(history[-1])
+        log(
+            f"[identity] epoch {epoch}/{cfg.identity_epochs} l1={history[-1]:.4f} "
+            f"({time.time() - t0:.1f}s)"
+        )
+    return history
+
+
+def pretrain_action(
+    f_t: nn.Module, data: TrialData, cfg: TrialConfig, rt: Runtime, log: Log
+) -> list[float]:
+    """Warm-start f_T with cross-entropy on raw clips (our stand-in for Kinetics weights)."""
+    opt = torch.optim.Adam(f_t.parameters(), lr=cfg.eval_lr_action)
+    f_t.train()
+    history = []
+    for epoch in range(1, cfg.pretrain_action_epochs + 1):
+        t0, vals = time.time(), []
+        for step, idx in enumerate(
+            batches(
+                len(data.action_train.clips),
+                cfg.batch_size,
+                rt.gen,
+                drop_last=True,
+                max_batches=cfg.max_steps_per_epoch,
+            )
+        ):
+            x, y = augment_clips(
+                to_float(data.action_train.clips[idx], rt.device),
+                data.action_train.labels[idx].to(rt.device),
+                rt.gen,
+                flip_labels=flip_label_tensor(data),
+            )
+            with rt.autocast():
+                loss = losses.cross_entropy(f_t(x), y)
+            check_finite("L_T", loss, "f_T warm start", epoch, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            vals.append(loss.item())
+        history.append(_mean(vals))
+        log(
+            f"[warm f_T] epoch {epoch}/{cfg.pretrain_action_epochs} ce={history[-1]:.4f} "
+            f"({time.time() - t0:.1f}s)"
+        )
+    return history
+
+
+def pretrain_privacy(
+    f_b: nn.Module, data: TrialData, cfg: TrialConfig, rt: Runtime, log: Log
+) -> list[float]:
+    """Warm-start f_B with SimCLR on raw privacy data (stand-in for self-supervised weights)."""
+    opt = torch.optim.Adam(f_b.parameters(), lr=cfg.eval_lr_privacy)
+    f_b.train()
+    history = []
+    for epoch in range(1, cfg.pretrain_privacy_epochs + 1):
+        t0, vals = time.time(), []
+        for step, idx in enumerate(
+            batches(
+                _n_privacy(data, cfg),
+                cfg.privacy_batch_size,
+                rt.gen,
+                drop_last=True,
+                max_batches=cfg.max_steps_per_epoch,
+            )
+        ):
+            v1, v2 = privacy_views(data, idx, cfg, rt)
+            with rt.autocast():
+                loss = losses.nt_xent(f_b(v1), f_b(v2), cfg.temperature)
+            check_finite("L_B", loss, "f_B warm start", epoch, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            vals.append(loss.item())
+        history.append(_mean(vals))
+        log(
+            f"[warm f_B] epoch {epoch}/{cfg.pretrain_privacy_epochs} nt_xent={history[-1]:.4f} "
+            f"({time.time() - t0:.1f}s)"
+        )
+    return history
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def minimax(
+    anon: nn.Module,
+    f_t: nn.Module,
+    f_b: nn.Module,
+    data: TrialData,
+    cfg: TrialConfig,
+    rt: Runtime,
+    log: Log,
+    *,
+    on_epoch: EpochCallback | None = None,
+    start_epoch: int = 1,
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
+) -> list[dict[str, float]]:
+    """The minimax game of Algorithm 1, batch by batch.
+
+    Step 1 updates f_A on L_T - L_B + lambda * L_penalty with f_T and f_B frozen. Step 2 updates
+    f_T on L_T and f_B on L_B with f_A frozen (its outputs recomputed after step 1).
+    """
+    opts = optimizers or make_minimax_optimizers(anon, f_t, f_b, cfg)
+    history: list[dict[str, float]] = []
+    n_priv = _n_privacy(data, cfg)
+    for epoch in range(start_epoch, cfg.minimax_epochs + 1):
+        t0 = time.time()
+        acc: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "L_A",
+                "L_T",
+                "L_B",
+                "L_penalty",
+                "rms",
+                "L_T_step2",
+                "L_B_step2",
+                "train_top1",
+            )
+        }
+        pb = batches(n_priv, cfg.privacy_batch_size, rt.gen, drop_last=True)
+        for step, idx in enumerate(
+            batches(
+                len(data.action_train.clips),
+                cfg.batch_size,
+                rt.gen,
+                drop_last=True,
+                max_batches=cfg.max_steps_per_epoch,
+            )
+        ):
+            pidx = next(pb, None)
+            if pidx is None:
+                pb = batches(n_priv, cfg.privacy_batch_size, rt.gen, drop_last=True)
+                pidx = next(pb)
+            x = to_float(data.action_train.clips[idx], rt.device)
+            y = data.action_train.labels[idx].to(rt.device)
+            v1, v2 = privacy_views(data, pidx, cfg, rt)
+
+            # Step 1: f_A against frozen f_T and f_B.
+            anon.train()
+            set_trainable(anon, True)
+            set_trainable(f_t, False)
+            set_trainable(f_b, False)
+            with rt.autocast():
+                xa = anon(x)
+                l_t = losses.cross_entropy(f_t(xa), y)
+                l_b = losses.nt_xent(f_b(anon(v1)), f_b(anon(v2)), cfg.temperature)
+            l_pen = losses.penalty(x, xa.float(), cfg.B)
+            l_a = losses.anonymizer_objective(l_t.float(), l_b, l_pen, cfg.lam)
+            for name, val in (("L_T", l_t), ("L_B", l_b), ("L_penalty", l_pen), ("L_A", l_a)):
+                check_finite(name, val, "minimax step 1", epoch, step)
+            opts["anon"].zero_grad(set_to_none=True)
+            l_a.backward()
+            opts["anon"].step()
+
+            # Step 2: f_T and f_B against the updated, frozen f_A.
+            set_trainable(anon, False)
+            set_trainable(f_t, True)
+            set_trainable(f_b, True)
+            with torch.no_grad(), rt.autocast():
+                xa2, a1, a2 = anon(x), anon(v1), anon(v2)
+            with rt.autocast():
+                logits = f_t(xa2)
+                l_t2 = losses.cross_entropy(logits, y)
+                l_b2 = losses.nt_xent(f_b(a1), f_b(a2), cfg.temperature)
+            check_finite("L_T (f_T update)", l_t2, "minimax step 2", epoch, step)
+            check_finite("L_B (f_B update)", l_b2, "minimax step 2", epoch, step)
+            opts["action"].zero_grad(set_to_none=True)
+            opts["privacy"].zero_grad(set_to_none=True)
+            (l_t2 + l_b2).backward()
+            opts["action"].step()
+            opts["privacy"].step()
+            set_trainable(anon, True)
+
+            acc["L_A"].append(l_a.item())
+            acc["L_T"].append(l_t.item())
+            acc["L_B"].append(l_b.item())
+            acc["L_penalty"].append(l_pen.item())
+            acc["rms"].append(losses.rms_per_sample(x, xa.detach()).mean().item())
+            acc["L_T_step2"].append(l_t2.item())
+            acc["L_B_step2"].append(l_b2.item())
+            acc["train_top1"].append((logits.argmax(1) == y).float().mean().item())
+        row = {k: _mean(v) for k, v in acc.items()}
+        row["seconds"] = time.time() - t0
+        history.append(row)
+        log(
+            f"[minimax] epoch {epoch}/{cfg.minimax_epochs} L_A={row['L_A']:.3f} "
+            f"L_T={row['L_T']:.3f} L_B={row['L_B']:.3f} pen={row['L_penalty']:.4f} "
+            f"rms={row['rms']:.3f} f_T acc={row['train_top1']:.2f} ({row['seconds']:.1f}s)"
+        )
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+    return history
+
+
+def make_minimax_optimizers(
+    anon: nn.Module, f_t: nn.Module, f_b: nn.Module, cfg: TrialConfig
+) -> dict[str, torch.optim.Optimizer]:
+    return {
+        "anon": torch.optim.Adam(anon.parameters(), lr=cfg.lr_anon),
+        "action": torch.optim.Adam(f_t.parameters(), lr=cfg.lr_action),
+        "privacy": torch.optim.Adam(f_b.parameters(), lr=cfg.lr_privacy),
+    }

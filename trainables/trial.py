@@ -1,0 +1,281 @@
+"""One trial from a typed config to a typed result: shared stages, minimax, evaluation.
+
+The shared stages (identity-initialised f_A, warm-started f_T and f_B, and the raw-data
+reference evaluation) depend only on the data and the backbones, never on B or lambda, so a
+study computes them once and passes them to every trial.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainables.action_models import build_action_model
+from trainables.anonymizers import Anonymizer, build_anonymizer
+from trainables.config import ConfigError, TrialConfig, validate
+from trainables.data import TrialData, load_data
+from trainables.evaluate import EvalResult, evaluate
+from trainables.privacy_models import build_privacy_model
+from trainables.train import (
+    EpochCallback,
+    Log,
+    Runtime,
+    identity_init,
+    minimax,
+    pretrain_action,
+    pretrain_privacy,
+    resolve_device,
+)
+
+# Config fields that determine the shared stages; B, lam, seed and learning rates of the game
+# do not.
+SHARED_FIELDS = (
+    "dataset",
+    "data_seed",
+    "size",
+    "frames",
+    "skip",
+    "n_action_train",
+    "n_action_test",
+    "n_privacy_train",
+    "n_privacy_test",
+    "anonymizer",
+    "anon_encoder",
+    "action_model",
+    "privacy_model",
+    "eval_action_model",
+    "eval_privacy_model",
+    "batch_size",
+    "privacy_batch_size",
+    "identity_epochs",
+    "identity_lr",
+    "pretrain_action_epochs",
+    "pretrain_privacy_epochs",
+    "positives",
+    "frame_gap",
+    "temperature",
+    "eval_action_epochs",
+    "eval_privacy_epochs",
+    "eval_lr_action",
+    "eval_lr_privacy",
+    "eval_batch_size",
+    "max_steps_per_epoch",
+    "amp",
+)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return the CPU generator used for shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def shared_key(cfg: TrialConfig) -> str:
+    """A short hash of the fields that the shared stages depend on."""
+    d = {k: getattr(cfg, k) for k in SHARED_FIELDS}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class SharedStages:
+    """State dicts of the initial f_A, f_T and f_B (None for a fixed anonymizer) and the raw
+    reference evaluation."""
+
+    key: str
+    raw: EvalResult
+    anon_init: dict[str, torch.Tensor] | None = None
+    action_init: dict[str, torch.Tensor] | None = None
+    privacy_init: dict[str, torch.Tensor] | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class TrialResult:
+    """What a trial returns. Metrics are fractions in [0, 1]."""
+
+    top1: float
+    cmap: float
+    f1: float
+    rms: float
+    raw_top1: float
+    raw_cmap: float
+    raw_f1: float
+    seconds: float
+    seed: int
+    data_seed: int
+    shared_seconds: float = 0.0
+    ap: list[float] = field(default_factory=list)
+    raw_ap: list[float] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The flat metrics: the last line printed by ``trainables.run``."""
+        keys = (
+            "top1",
+            "cmap",
+            "f1",
+            "rms",
+            "raw_top1",
+            "raw_cmap",
+            "raw_f1",
+            "seconds",
+            "shared_seconds",
+            "seed",
+            "data_seed",
+        )
+        return {k: getattr(self, k) for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _runtime(cfg: TrialConfig, seed: int) -> Runtime:
+    gen = seed_everything(seed)
+    return Runtime(device=resolve_device(cfg.device), amp=cfg.amp, gen=gen)
+
+
+def _check_geometry(cfg: TrialConfig, anon: Anonymizer, models: list[Any]) -> None:
+    for what, m in [("anonymizer " + cfg.anonymizer, anon)] + models:
+        mult = getattr(m, "size_multiple", 1)
+        if cfg.size % mult:
+            raise ConfigError(
+                f"--size {cfg.size} does not work with {what}: height and width "
+                f"must be multiples of {mult}; try --size {mult * max(1, round(cfg.size / mult))}"
+            )
+        min_frames = getattr(m, "min_frames", 1)
+        if cfg.frames < min_frames:
+            raise ConfigError(
+                f"--frames {cfg.frames} is too few for {what}: it needs >= {min_frames}"
+            )
+
+
+def build_models(
+    cfg: TrialConfig, data: TrialData
+) -> tuple[Anonymizer, torch.nn.Module, torch.nn.Module]:
+    """f_A, f_T and f_B for the game, with their geometry checked against the config."""
+    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
+    f_t = build_action_model(
+        cfg.action_model, num_classes=data.num_classes, frames=cfg.frames, size=cfg.size
+    )
+    f_b = build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128)
+    f_t_eval = build_action_model(
+        cfg.target_action_model, num_classes=data.num_classes, frames=cfg.frames, size=cfg.size
+    )
+    _check_geometry(
+        cfg,
+        anon,
+        [
+            ("action model " + cfg.action_model, f_t),
+            ("action model " + cfg.target_action_model, f_t_eval),
+        ],
+    )
+    if anon.needs_mask and data.action_train.masks is None:
+        raise ConfigError(
+            f"anonymizer {cfg.anonymizer} needs actor masks, and dataset {cfg.dataset} has none"
+        )
+    return anon, f_t, f_b
+
+
+def compute_shared(cfg: TrialConfig, data: TrialData, log: Log = print) -> SharedStages:
+    """Identity initialisation, warm starts and the raw reference, seeded by ``data_seed``."""
+    t0 = time.time()
+    rt = _runtime(cfg, cfg.data_seed)
+    anon, f_t, f_b = build_models(cfg, data)
+    history: dict[str, list[float]] = {}
+    anon_sd = action_sd = privacy_sd = None
+    if anon.trainable:
+        anon.to(rt.device)
+        f_t.to(rt.device)
+        f_b.to(rt.device)
+        history["identity_l1"] = identity_init(anon, data, cfg, rt, log)
+        history["warm_action_ce"] = pretrain_action(f_t, data, cfg, rt, log)
+        history["warm_privacy_ntxent"] = pretrain_privacy(f_b, data, cfg, rt, log)
+        anon_sd = _cpu_state(anon)
+        action_sd = _cpu_state(f_t)
+        privacy_sd = _cpu_state(f_b)
+    log("[raw] evaluating the raw-data reference (identity anonymizer)")
+    raw = evaluate(build_anonymizer("identity").to(rt.device), data, cfg, rt, log, label=" raw")
+    return SharedStages(
+        key=shared_key(cfg),
+        raw=raw,
+        anon_init=anon_sd,
+        action_init=action_sd,
+        privacy_init=privacy_sd,
+        history=history,
+        seconds=time.time() - t0,
+    )
+
+
+def _cpu_state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
+
+
+def run_trial(
+    cfg: TrialConfig,
+    *,
+    data: TrialData | None = None,
+    shared: SharedStages | None = None,
+    on_epoch: EpochCallback | None = None,
+    log: Log = print,
+) -> TrialResult:
+    """Run one full trial: (shared stages,) minimax, then evaluation with fresh target models.
+
+    ``shared`` comes from :func:`compute_shared` with a config of the same :func:`shared_key`;
+    when omitted it is computed here. ``on_epoch(epoch, metrics)`` is called after each minimax
+    epoch (the study reports to Ray Tune and MLflow from it).
+    """
+    t0 = time.time()
+    validate(cfg)
+    if data is None:
+        log(f"[data] building {cfg.dataset} ({cfg.size}px, {cfg.frames} frames)")
+        data = load_data(cfg)
+    if shared is None:
+        shared = compute_shared(cfg, data, log)
+    elif shared.key != shared_key(cfg):
+        raise ValueError("the shared stages were computed for another data/backbone config")
+
+    rt = _runtime(cfg, cfg.seed)
+    anon, f_t, f_b = build_models(cfg, data)
+    history: list[dict[str, float]] = []
+    if anon.trainable:
+        anon.load_state_dict(copy.deepcopy(shared.anon_init))
+        f_t.load_state_dict(copy.deepcopy(shared.action_init))
+        f_b.load_state_dict(copy.deepcopy(shared.privacy_init))
+        anon.to(rt.device)
+        f_t.to(rt.device)
+        f_b.to(rt.device)
+        log(f"[minimax] B={cfg.B} lam={cfg.lam} seed={cfg.seed}")
+        history = minimax(anon, f_t, f_b, data, cfg, rt, log, on_epoch=on_epoch)
+    else:
+        anon.to(rt.device)
+        log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")
+    res = evaluate(anon, data, cfg, rt, log)
+    return TrialResult(
+        top1=res.top1,
+        cmap=res.cmap,
+        f1=res.f1,
+        rms=res.rms,
+        raw_top1=shared.raw.top1,
+        raw_cmap=shared.raw.cmap,
+        raw_f1=shared.raw.f1,
+        seconds=time.time() - t0,
+        seed=cfg.seed,
+        data_seed=cfg.data_seed,
+        shared_seconds=shared.seconds,
+        ap=res.ap,
+        raw_ap=shared.raw.ap,
+        history=history,
+        config=cfg.to_dict(),
+    )
