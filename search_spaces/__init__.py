@@ -1,0 +1,151 @@
+"""Named search spaces: one small function each, in a registry.
+
+A space is plain data (no Ray or Optuna import here): grid axes that Ray's basic variant
+generator expands, fixed values, or, for searches, continuous ranges handed to Optuna. The
+study launcher turns a :class:`SearchSpace` into Ray Tune objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainables.registry import Registry
+
+
+@dataclass(frozen=True)
+class Range:
+    """A continuous range for a search; ``log`` for learning rates."""
+
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What a study scans.
+
+    ``grid``: every combination of these values is a trial (times the replicate seeds).
+    ``fixed``: the same value in every trial. ``ranges``: searched by Optuna for ``num_samples``
+    trials, towards ``objectives`` (metric -> "max" or "min").
+    """
+
+    name: str
+    description: str
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    ranges: dict[str, Range] = field(default_factory=dict)
+    objectives: dict[str, str] = field(default_factory=dict)
+    num_samples: int = 1
+
+    @property
+    def is_search(self) -> bool:
+        return bool(self.ranges)
+
+    def num_trials(self, seeds: int = 1) -> int:
+        n = self.num_samples if self.is_search else 1
+        for values in self.grid.values():
+            n *= len(values)
+        return n * seeds
+
+
+SPACES: Registry[SearchSpace] = Registry("search space")
+PAPER_BS = [0.0, 0.3, 0.5, 0.7, 0.9, 1.0]
+PAPER_LAMS = [0.0, 0.1, 0.3, 0.5, 0.7, 1.0]
+
+
+def _space(
+    name: str, help: str
+) -> Callable[[Callable[[], SearchSpace]], Callable[[], SearchSpace]]:
+    return SPACES.register(name, help)
+
+
+@_space("penalty_grid", "B in {0,.3,.5,.7,.9,1} x lambda in {0,.1,.3,.5,.7,1}: 36 trials")
+def penalty_grid() -> SearchSpace:
+    return SearchSpace(
+        "penalty_grid",
+        "the full grid of bound B and penalty weight lambda",
+        grid={"B": PAPER_BS, "lam": PAPER_LAMS},
+    )
+
+
+@_space("b_sweep", "Figure 3: B in {0,.3,.5,.7,.9,1} at lambda = 1")
+def b_sweep() -> SearchSpace:
+    return SearchSpace(
+        "b_sweep", "the bound B at lambda = 1 (Figure 3)", grid={"B": PAPER_BS}, fixed={"lam": 1.0}
+    )
+
+
+@_space("lambda_sweep", "Table 3: lambda in {0,.1,.3,.5,.7,1} at B = 0.3")
+def lambda_sweep() -> SearchSpace:
+    return SearchSpace(
+        "lambda_sweep",
+        "the penalty weight at B = 0.3 (Table 3)",
+        grid={"lam": PAPER_LAMS},
+        fixed={"B": 0.3},
+    )
+
+
+@_space("backbones", "anonymizer encoders x action models x privacy models at B = 0.3")
+def backbones() -> SearchSpace:
+    return SearchSpace(
+        "backbones",
+        "which backbones the method depends on, at B = 0.3, lambda = 1",
+        grid={
+            "anon_encoder": ["mobilenet_v2", "resnet18"],
+            "action_model": ["i3d_r50_tiny", "x3d_tiny"],
+            "privacy_model": ["resnet10_tiny", "resnet18"],
+        },
+        fixed={"B": 0.3, "lam": 1.0},
+    )
+
+
+@_space("baselines", "the fixed anonymizers: raw, downsampling, blur, blackening")
+def baselines() -> SearchSpace:
+    return SearchSpace(
+        "baselines",
+        "the paper's fixed anonymizers, for the same Pareto plot",
+        grid={
+            "anonymizer": [
+                "identity",
+                "downsample2x",
+                "downsample4x",
+                "blur_weak",
+                "blur_strong",
+                "blacken",
+            ]
+        },
+    )
+
+
+@_space("pareto_search", "Optuna multi-objective search: max Top-1, min cMAP over B, lambda, lrs")
+def pareto_search() -> SearchSpace:
+    return SearchSpace(
+        "pareto_search",
+        "Optuna (NSGA-II) over continuous B, lambda and the game's learning rates",
+        ranges={
+            "B": Range(0.0, 1.0),
+            "lam": Range(0.0, 2.0),
+            "lr_anon": Range(1e-4, 3e-3, log=True),
+            "lr_action": Range(1e-4, 3e-3, log=True),
+            "lr_privacy": Range(1e-4, 3e-3, log=True),
+        },
+        objectives={"top1": "max", "cmap": "min"},
+        num_samples=12,
+    )
+
+
+@_space("smoke", "two quick trials: B = 0.3 at lambda 0 and 1")
+def smoke() -> SearchSpace:
+    return SearchSpace("smoke", "two quick trials", grid={"lam": [0.0, 1.0]}, fixed={"B": 0.3})
+
+
+def get_space(name: str) -> SearchSpace:
+    """The named space; an unknown name raises an error listing the valid ones."""
+    return SPACES.build(name)
+
+
+def list_spaces() -> list[tuple[str, str]]:
+    return [(n, SPACES.describe(n)) for n in SPACES.names()]

@@ -17,8 +17,15 @@ def _err(**kw) -> str:
 
 
 def test_scales_are_valid():
-    for scale in ("smoke", "default", "paper"):
+    for scale in ("smoke", "default"):
         validate(config_for(scale))
+    validate(
+        config_for("paper", n_action_train=8, n_action_test=8, n_privacy_train=8, n_privacy_test=8)
+    )
+
+
+def test_synthetic_too_large_to_render_is_refused():
+    assert "needs about" in _err(size=224, frames=16, n_action_train=9537)
 
 
 @pytest.mark.parametrize(

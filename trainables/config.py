@@ -37,17 +37,17 @@ class TrialConfig:
     size: int = _f(32, "frame height and width in pixels")
     frames: int = _f(8, "frames per clip")
     skip: int = _f(4, "frame skip when sampling clips from real videos")
-    n_action_train: int = _f(256, "synthetic action clips for training")
-    n_action_test: int = _f(128, "synthetic action clips for testing")
-    n_privacy_train: int = _f(256, "synthetic privacy images for training")
-    n_privacy_test: int = _f(128, "synthetic privacy images for testing")
+    n_action_train: int = _f(192, "synthetic action clips for training")
+    n_action_test: int = _f(96, "synthetic action clips for testing")
+    n_privacy_train: int = _f(192, "synthetic privacy images for training")
+    n_privacy_test: int = _f(96, "synthetic privacy images for testing")
     # Optimisation.
     batch_size: int = _f(16, "action clips per batch")
     privacy_batch_size: int = _f(32, "privacy samples (pairs) per batch")
-    identity_epochs: int = _f(4, "epochs of L1 identity initialisation of f_A")
+    identity_epochs: int = _f(3, "epochs of L1 identity initialisation of f_A")
     identity_lr: float = _f(1e-3, "learning rate of the identity initialisation")
     pretrain_action_epochs: int = _f(
-        3, "epochs training f_T on raw clips before the game (stands in for Kinetics-400 weights)"
+        6, "epochs training f_T on raw clips before the game (stands in for Kinetics-400 weights)"
     )
     pretrain_privacy_epochs: int = _f(
         3,
@@ -96,10 +96,10 @@ SCALES: dict[str, dict[str, Any]] = {
         n_privacy_train=768,
         n_privacy_test=384,
         identity_epochs=8,
-        pretrain_action_epochs=6,
+        pretrain_action_epochs=24,
         pretrain_privacy_epochs=6,
-        minimax_epochs=4,
-        eval_action_epochs=16,
+        minimax_epochs=3,
+        eval_action_epochs=24,
         eval_privacy_epochs=8,
     ),
     # The paper's protocol (Algorithm 1 and the reference hyperparameters), for GPUs.
@@ -251,8 +251,32 @@ def validate(cfg: TrialConfig) -> None:
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
         f"--device must be auto, cpu or cuda[:N], got {cfg.device!r}",
     )
+    if cfg.dataset.startswith("synthetic") and not errors:
+        need = synthetic_render_bytes(cfg)
+        check(
+            need <= SYNTHETIC_RENDER_LIMIT,
+            f"the synthetic benchmark at --size {cfg.size} --frames {cfg.frames} with "
+            f"{max(cfg.n_action_train, cfg.n_action_test, cfg.n_privacy_train, cfg.n_privacy_test)} "
+            f"samples per set needs about {need / 2**30:.1f} GiB to render (limit "
+            f"{SYNTHETIC_RENDER_LIMIT / 2**30:.0f} GiB); lower --size, --frames or the --n-* "
+            f"sizes (the paper scale is meant for real datasets)",
+        )
     if errors:
         raise ConfigError("invalid trial config:\n  - " + "\n  - ".join(errors))
+
+
+SYNTHETIC_RENDER_LIMIT = 6 * 2**30
+
+
+def synthetic_render_bytes(cfg: TrialConfig) -> int:
+    """Peak memory of rendering the largest synthetic set: float32 RGB frames, about four live
+    temporaries of that size, plus the uint8 copies of every set."""
+    largest = max(cfg.n_action_train, cfg.n_action_test, cfg.n_privacy_train, cfg.n_privacy_test)
+    frame = 3 * cfg.size * cfg.size
+    render = largest * cfg.frames * frame * 4 * 4
+    stored = (cfg.n_action_train + cfg.n_action_test) * cfg.frames * frame
+    stored += (cfg.n_privacy_train + cfg.n_privacy_test) * frame
+    return render + stored
 
 
 def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()) -> None:

@@ -15,11 +15,11 @@ from torch import nn
 
 from trainables import losses, metrics
 from trainables.action_models import build_action_model
-from trainables.augment import augment_clips, augment_images
+from trainables.augment import augment_images
 from trainables.config import TrialConfig
 from trainables.data import TrialData, batches, flip_label_tensor, to_float
 from trainables.privacy_models import build_privacy_model
-from trainables.train import Log, Runtime, check_finite
+from trainables.train import Log, Runtime, check_finite, fit_action_classifier
 
 
 @dataclass
@@ -68,35 +68,19 @@ def train_action_target(
     model = build_action_model(
         cfg.target_action_model, num_classes=num_classes, frames=cfg.frames, size=cfg.size
     ).to(rt.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.eval_lr_action)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.eval_action_epochs)
-    for epoch in range(1, cfg.eval_action_epochs + 1):
-        model.train()
-        vals = []
-        for step, idx in enumerate(
-            batches(
-                len(train_x),
-                cfg.eval_batch_size,
-                rt.gen,
-                drop_last=True,
-                max_batches=cfg.max_steps_per_epoch,
-            )
-        ):
-            xb, yb = augment_clips(
-                to_float(train_x[idx], rt.device),
-                train_y[idx].to(rt.device),
-                rt.gen,
-                flip_labels=flip_labels,
-            )
-            with rt.autocast():
-                loss = losses.cross_entropy(model(xb), yb)
-            check_finite("CE of f_T'", loss, "evaluation", epoch, step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            vals.append(loss.item())
-        sched.step()
-        log(f"  [eval f_T'] epoch {epoch}/{cfg.eval_action_epochs} ce={sum(vals) / len(vals):.3f}")
+    fit_action_classifier(
+        model,
+        train_x,
+        train_y,
+        epochs=cfg.eval_action_epochs,
+        lr=cfg.eval_lr_action,
+        batch_size=cfg.eval_batch_size,
+        cfg=cfg,
+        rt=rt,
+        log=log,
+        tag="eval f_T'",
+        flip_labels=flip_labels,
+    )
     model.eval()
     logits = []
     with torch.no_grad(), rt.autocast():

@@ -132,43 +132,69 @@ def identity_init(
     return history
 
 
-def pretrain_action(
-    f_t: nn.Module, data: TrialData, cfg: TrialConfig, rt: Runtime, log: Log
+def fit_action_classifier(
+    model: nn.Module,
+    clips: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    cfg: TrialConfig,
+    rt: Runtime,
+    log: Log,
+    tag: str,
+    flip_labels: torch.Tensor | None = None,
 ) -> list[float]:
-    """Warm-start f_T with cross-entropy on raw clips (our stand-in for Kinetics weights)."""
-    opt = torch.optim.Adam(f_t.parameters(), lr=cfg.eval_lr_action)
-    f_t.train()
+    """Train an action classifier with cross-entropy on uint8 clips: Adam with a cosine
+    schedule and motion-aware augmentation. Shared by the f_T warm start and f_T'."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     history = []
-    for epoch in range(1, cfg.pretrain_action_epochs + 1):
+    for epoch in range(1, epochs + 1):
+        model.train()
         t0, vals = time.time(), []
         for step, idx in enumerate(
             batches(
-                len(data.action_train.clips),
-                cfg.batch_size,
-                rt.gen,
-                drop_last=True,
-                max_batches=cfg.max_steps_per_epoch,
+                len(clips), batch_size, rt.gen, drop_last=True, max_batches=cfg.max_steps_per_epoch
             )
         ):
             x, y = augment_clips(
-                to_float(data.action_train.clips[idx], rt.device),
-                data.action_train.labels[idx].to(rt.device),
+                to_float(clips[idx], rt.device),
+                labels[idx].to(rt.device),
                 rt.gen,
-                flip_labels=flip_label_tensor(data),
+                flip_labels=flip_labels,
             )
             with rt.autocast():
-                loss = losses.cross_entropy(f_t(x), y)
-            check_finite("L_T", loss, "f_T warm start", epoch, step)
+                loss = losses.cross_entropy(model(x), y)
+            check_finite("CE", loss, tag, epoch, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             vals.append(loss.item())
+        sched.step()
         history.append(_mean(vals))
-        log(
-            f"[warm f_T] epoch {epoch}/{cfg.pretrain_action_epochs} ce={history[-1]:.4f} "
-            f"({time.time() - t0:.1f}s)"
-        )
+        log(f"[{tag}] epoch {epoch}/{epochs} ce={history[-1]:.4f} ({time.time() - t0:.1f}s)")
     return history
+
+
+def pretrain_action(
+    f_t: nn.Module, data: TrialData, cfg: TrialConfig, rt: Runtime, log: Log
+) -> list[float]:
+    """Warm-start f_T with cross-entropy on raw clips (our stand-in for Kinetics weights)."""
+    return fit_action_classifier(
+        f_t,
+        data.action_train.clips,
+        data.action_train.labels,
+        epochs=cfg.pretrain_action_epochs,
+        lr=cfg.eval_lr_action,
+        batch_size=cfg.eval_batch_size,
+        cfg=cfg,
+        rt=rt,
+        log=log,
+        tag="warm f_T",
+        flip_labels=flip_label_tensor(data),
+    )
 
 
 def pretrain_privacy(
