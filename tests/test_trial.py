@@ -18,7 +18,7 @@ KEYS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1")
 
 def test_tiny_trial_returns_fractions_and_history(tiny_cfg):
     epochs = []
-    res = run_trial(tiny_cfg, on_epoch=lambda e, m: epochs.append((e, m)), log=lambda m: None)
+    res = run_trial(tiny_cfg, on_epoch=lambda e, m, snap: epochs.append((e, m)), log=lambda m: None)
     for k in KEYS:
         assert 0.0 <= getattr(res, k) <= 1.0, k
     assert res.rms > 0  # a learned anonymizer changes its input
@@ -39,6 +39,25 @@ def test_trials_reuse_shared_stages_and_are_seeded(tiny_cfg):
     assert c.raw_top1 == a.raw_top1 and c.raw_cmap == a.raw_cmap
     with pytest.raises(ValueError, match="another data/backbone"):
         run_trial(dataclasses.replace(tiny_cfg, size=64), data=data, shared=shared)
+
+
+def test_resume_from_a_snapshot_gives_the_uninterrupted_result(tiny_cfg, tmp_path):
+    from trainables.data import load_data
+
+    cfg = dataclasses.replace(tiny_cfg, minimax_epochs=2)
+    data = load_data(cfg)
+    shared = compute_shared(cfg, data, log=lambda m: None)
+    snaps = {}
+
+    def keep(epoch, metrics, snapshot):
+        torch.save(snapshot(), tmp_path / f"epoch{epoch}.pt")
+        snaps[epoch] = tmp_path / f"epoch{epoch}.pt"
+
+    full = run_trial(cfg, data=data, shared=shared, on_epoch=keep, log=lambda m: None)
+    state = torch.load(snaps[1], weights_only=True)  # checkpoints load without pickle
+    resumed = run_trial(cfg, data=data, shared=shared, resume=state, log=lambda m: None)
+    assert len(resumed.history) == 2
+    assert resumed.summary() | {"seconds": 0} == full.summary() | {"seconds": 0}
 
 
 @pytest.mark.parametrize("anonymizer", ["blur_strong", "blacken"])

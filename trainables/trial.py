@@ -12,7 +12,8 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -25,19 +26,18 @@ from trainables.data import TrialData, load_data
 from trainables.evaluate import EvalResult, evaluate
 from trainables.privacy_models import build_privacy_model
 from trainables.train import (
-    EpochCallback,
     Log,
     Runtime,
     identity_init,
+    make_minimax_optimizers,
     minimax,
     pretrain_action,
     pretrain_privacy,
     resolve_device,
 )
 
-# Config fields that determine the shared stages; B, lam, seed and learning rates of the game
-# do not.
-SHARED_FIELDS = (
+# Config fields that determine the raw-data reference evaluation.
+RAW_FIELDS = (
     "dataset",
     "data_seed",
     "size",
@@ -47,12 +47,23 @@ SHARED_FIELDS = (
     "n_action_test",
     "n_privacy_train",
     "n_privacy_test",
-    "anonymizer",
-    "anon_encoder",
     "action_model",
     "privacy_model",
     "eval_action_model",
     "eval_privacy_model",
+    "eval_action_epochs",
+    "eval_privacy_epochs",
+    "eval_lr_action",
+    "eval_lr_privacy",
+    "eval_batch_size",
+    "max_steps_per_epoch",
+    "amp",
+)
+# ... and those that determine the initial f_A, f_T and f_B. B, lambda, the seed and the
+# game's learning rates appear in neither.
+INIT_FIELDS = RAW_FIELDS + (
+    "anonymizer",
+    "anon_encoder",
     "batch_size",
     "privacy_batch_size",
     "identity_epochs",
@@ -62,13 +73,6 @@ SHARED_FIELDS = (
     "positives",
     "frame_gap",
     "temperature",
-    "eval_action_epochs",
-    "eval_privacy_epochs",
-    "eval_lr_action",
-    "eval_lr_privacy",
-    "eval_batch_size",
-    "max_steps_per_epoch",
-    "amp",
 )
 
 
@@ -80,10 +84,24 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def shared_key(cfg: TrialConfig) -> str:
-    """A short hash of the fields that the shared stages depend on."""
-    d = {k: getattr(cfg, k) for k in SHARED_FIELDS}
+def _key(cfg: TrialConfig, names: tuple[str, ...]) -> str:
+    d = {k: getattr(cfg, k) for k in names}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def raw_key(cfg: TrialConfig) -> str:
+    """A short hash of what the raw reference depends on."""
+    return _key(cfg, RAW_FIELDS)
+
+
+def init_key(cfg: TrialConfig) -> str:
+    """A short hash of what the initial f_A, f_T and f_B depend on."""
+    return _key(cfg, INIT_FIELDS)
+
+
+def shared_key(cfg: TrialConfig) -> str:
+    """A short hash of everything the shared stages depend on."""
+    return init_key(cfg)
 
 
 @dataclass
@@ -119,6 +137,8 @@ class TrialResult:
     raw_ap: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    #: The trained anonymizer, on the CPU (not part of the dicts).
+    anonymizer: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """The flat metrics: the last line printed by ``trainables.run``."""
@@ -138,7 +158,7 @@ class TrialResult:
         return {k: getattr(self, k) for k in keys}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "anonymizer"}
 
 
 def _runtime(cfg: TrialConfig, seed: int) -> Runtime:
@@ -188,33 +208,62 @@ def build_models(
     return anon, f_t, f_b
 
 
-def compute_shared(cfg: TrialConfig, data: TrialData, log: Log = print) -> SharedStages:
-    """Identity initialisation, warm starts and the raw reference, seeded by ``data_seed``."""
+@dataclass
+class InitStages:
+    """The initial f_A, f_T and f_B (None for a fixed anonymizer) and their training curves."""
+
+    key: str
+    anon: dict[str, torch.Tensor] | None = None
+    action: dict[str, torch.Tensor] | None = None
+    privacy: dict[str, torch.Tensor] | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def compute_init(cfg: TrialConfig, data: TrialData, log: Log = print) -> InitStages:
+    """Identity initialisation of f_A and warm starts of f_T and f_B, seeded by ``data_seed``."""
     t0 = time.time()
     rt = _runtime(cfg, cfg.data_seed)
     anon, f_t, f_b = build_models(cfg, data)
-    history: dict[str, list[float]] = {}
-    anon_sd = action_sd = privacy_sd = None
-    if anon.trainable:
-        anon.to(rt.device)
-        f_t.to(rt.device)
-        f_b.to(rt.device)
-        history["identity_l1"] = identity_init(anon, data, cfg, rt, log)
-        history["warm_action_ce"] = pretrain_action(f_t, data, cfg, rt, log)
-        history["warm_privacy_ntxent"] = pretrain_privacy(f_b, data, cfg, rt, log)
-        anon_sd = _cpu_state(anon)
-        action_sd = _cpu_state(f_t)
-        privacy_sd = _cpu_state(f_b)
+    if not anon.trainable:
+        return InitStages(key=init_key(cfg))
+    anon.to(rt.device)
+    f_t.to(rt.device)
+    f_b.to(rt.device)
+    history = {
+        "identity_l1": identity_init(anon, data, cfg, rt, log),
+        "warm_action_ce": pretrain_action(f_t, data, cfg, rt, log),
+        "warm_privacy_ntxent": pretrain_privacy(f_b, data, cfg, rt, log),
+    }
+    return InitStages(
+        key=init_key(cfg),
+        anon=_cpu_state(anon),
+        action=_cpu_state(f_t),
+        privacy=_cpu_state(f_b),
+        history=history,
+        seconds=time.time() - t0,
+    )
+
+
+def compute_raw(cfg: TrialConfig, data: TrialData, log: Log = print) -> EvalResult:
+    """The raw-data reference: the evaluation of the identity anonymizer."""
+    rt = _runtime(cfg, cfg.data_seed + 1)
     log("[raw] evaluating the raw-data reference (identity anonymizer)")
-    raw = evaluate(build_anonymizer("identity").to(rt.device), data, cfg, rt, log, label=" raw")
+    return evaluate(build_anonymizer("identity").to(rt.device), data, cfg, rt, log, label=" raw")
+
+
+def compute_shared(cfg: TrialConfig, data: TrialData, log: Log = print) -> SharedStages:
+    """Both shared stages for ``cfg``."""
+    init = compute_init(cfg, data, log)
+    raw = compute_raw(cfg, data, log)
     return SharedStages(
         key=shared_key(cfg),
         raw=raw,
-        anon_init=anon_sd,
-        action_init=action_sd,
-        privacy_init=privacy_sd,
-        history=history,
-        seconds=time.time() - t0,
+        anon_init=init.anon,
+        action_init=init.action,
+        privacy_init=init.privacy,
+        history=init.history,
+        seconds=init.seconds + raw.seconds,
     )
 
 
@@ -222,19 +271,25 @@ def _cpu_state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
 
 
+Snapshot = Callable[[], dict[str, Any]]
+TrialEpochCallback = Callable[[int, dict[str, float], Snapshot], None]
+
+
 def run_trial(
     cfg: TrialConfig,
     *,
     data: TrialData | None = None,
     shared: SharedStages | None = None,
-    on_epoch: EpochCallback | None = None,
+    on_epoch: TrialEpochCallback | None = None,
+    resume: dict[str, Any] | None = None,
     log: Log = print,
 ) -> TrialResult:
     """Run one full trial: (shared stages,) minimax, then evaluation with fresh target models.
 
     ``shared`` comes from :func:`compute_shared` with a config of the same :func:`shared_key`;
-    when omitted it is computed here. ``on_epoch(epoch, metrics)`` is called after each minimax
-    epoch (the study reports to Ray Tune and MLflow from it).
+    when omitted it is computed here. ``on_epoch(epoch, metrics, snapshot)`` is called after
+    each minimax epoch; ``snapshot()`` returns the whole training state (weights, optimizers,
+    RNG, history), which ``resume`` takes back to continue after that epoch.
     """
     t0 = time.time()
     validate(cfg)
@@ -250,14 +305,52 @@ def run_trial(
     anon, f_t, f_b = build_models(cfg, data)
     history: list[dict[str, float]] = []
     if anon.trainable:
-        anon.load_state_dict(copy.deepcopy(shared.anon_init))
-        f_t.load_state_dict(copy.deepcopy(shared.action_init))
-        f_b.load_state_dict(copy.deepcopy(shared.privacy_init))
+        start = resume or {}
+        anon.load_state_dict(copy.deepcopy(start.get("anon", shared.anon_init)))
+        f_t.load_state_dict(copy.deepcopy(start.get("action", shared.action_init)))
+        f_b.load_state_dict(copy.deepcopy(start.get("privacy", shared.privacy_init)))
         anon.to(rt.device)
         f_t.to(rt.device)
         f_b.to(rt.device)
+        opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
+        if resume:
+            for k, opt in opts.items():
+                opt.load_state_dict(resume["optim"][k])
+            rt.gen.set_state(resume["gen"])
+            torch.set_rng_state(resume["torch_rng"])
+            history = list(resume["history"])
+            log(f"[minimax] resuming after epoch {resume['epoch']}")
+
+        def snapshot(epoch: int) -> dict[str, Any]:
+            return {
+                "epoch": epoch,
+                "anon": _cpu_state(anon),
+                "action": _cpu_state(f_t),
+                "privacy": _cpu_state(f_b),
+                "optim": {k: o.state_dict() for k, o in opts.items()},
+                "history": list(history),
+                "gen": rt.gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            }
+
+        def epoch_done(epoch: int, row: dict[str, float]) -> None:
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, row, lambda: snapshot(epoch))
+
         log(f"[minimax] B={cfg.B} lam={cfg.lam} seed={cfg.seed}")
-        history = minimax(anon, f_t, f_b, data, cfg, rt, log, on_epoch=on_epoch)
+        minimax(
+            anon,
+            f_t,
+            f_b,
+            data,
+            cfg,
+            rt,
+            log,
+            on_epoch=epoch_done,
+            start_epoch=int(start.get("epoch", 0)) + 1,
+            optimizers=opts,
+        )
     else:
         anon.to(rt.device)
         log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")
@@ -278,4 +371,5 @@ def run_trial(
         raw_ap=shared.raw.ap,
         history=history,
         config=cfg.to_dict(),
+        anonymizer=anon.cpu(),
     )

@@ -1,0 +1,76 @@
+"""The study configuration: one typed dataclass whose fields are the launcher's flags."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    space: str = _f("penalty_grid", "named search space (see --list-spaces)")
+    scale: str = _f("default", "trial scale: smoke, default or paper")
+    dataset: str = _f("synthetic", "dataset or protocol name")
+    seeds: int = _f(1, "replicates: each grid point runs with seeds 0..N-1")
+    max_concurrent: int = _f(1, "trials running at once")
+    cpus_per_trial: float = _f(2.0, "CPUs reserved by each trial")
+    gpus_per_trial: float = _f(0.0, "GPUs reserved by each trial (fractions share a GPU)")
+    address: str = _f("", "address of an existing Ray cluster (empty: start a local one)")
+    tracking_uri: str = _f("", "MLflow tracking server (empty: start one on 127.0.0.1)")
+    experiment: str = _f("", "MLflow experiment name (empty: the space name)")
+    study_dir: str = _f("studies", "root folder; the study lives in STUDY_DIR/EXPERIMENT")
+    resume: bool = _f(False, "continue an interrupted study in the same study dir")
+    max_failures: int = _f(2, "retries of a failed trial (it resumes from its checkpoint)")
+    mlflow_port: int = _f(0, "port of the MLflow server the launcher starts (0: a free one)")
+    set: tuple[str, ...] = _f((), "trial config overrides KEY=VALUE, e.g. --set minimax_epochs=1")
+
+    @property
+    def experiment_name(self) -> str:
+        return self.experiment or self.space
+
+    @property
+    def root(self) -> Path:
+        return Path(self.study_dir).resolve() / self.experiment_name
+
+    def trial_overrides(self) -> dict[str, str]:
+        out = {}
+        for item in self.set:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+            out[key.strip().replace("-", "_")] = value.strip()
+        return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m study.launch",
+        description="Run a named hyperparameter study of penalty-driven anonymization on Ray "
+        "Tune, recorded in MLflow.",
+    )
+    p.add_argument("--list-spaces", action="store_true", help="list the named spaces and exit")
+    for f in fields(StudyConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f"{f.metadata['help']} (default: {f.default!r})"
+        if f.type in ("bool", bool):
+            p.add_argument(flag, dest=f.name, action="store_true", help=help_)
+        elif f.name == "set":
+            p.add_argument(
+                flag, dest=f.name, action="append", default=[], metavar="KEY=VALUE", help=help_
+            )
+        else:
+            typ = {"int": int, "float": float}.get(str(f.type), str)
+            p.add_argument(flag, dest=f.name, type=typ, default=f.default, help=help_)
+    return p
+
+
+def from_args(args: argparse.Namespace) -> StudyConfig:
+    values = {f.name: getattr(args, f.name) for f in fields(StudyConfig)}
+    values["set"] = tuple(values["set"] or ())
+    return StudyConfig(**values)

@@ -1,0 +1,108 @@
+"""Shared stages on disk: computed once per study, reused by every trial.
+
+The identity-initialised f_A with the warm-started f_T and f_B live in
+``STUDY/shared/init-KEY.pt``, the raw reference in ``STUDY/shared/raw-KEY.json``. The study dir
+is on storage every node sees; files are written atomically and loaded with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from trainables.config import TrialConfig
+from trainables.data import load_data
+from trainables.evaluate import EvalResult
+from trainables.train import Log
+from trainables.trial import (
+    InitStages,
+    SharedStages,
+    compute_init,
+    compute_raw,
+    init_key,
+    raw_key,
+    shared_key,
+)
+
+
+def init_path(root: Path, cfg: TrialConfig) -> Path:
+    return Path(root) / "shared" / f"init-{init_key(cfg)}.pt"
+
+
+def raw_path(root: Path, cfg: TrialConfig) -> Path:
+    return Path(root) / "shared" / f"raw-{raw_key(cfg)}.json"
+
+
+def _atomic(path: Path, write) -> None:  # type: ignore[no-untyped-def]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, object]:
+    """Compute whatever of ``cfg``'s shared stages is not on disk yet; return a summary."""
+    done: dict[str, object] = {"init_key": init_key(cfg), "raw_key": raw_key(cfg)}
+    need_init = not init_path(root, cfg).exists()
+    need_raw = not raw_path(root, cfg).exists()
+    if not (need_init or need_raw):
+        return done | {"computed": False}
+    data = load_data(cfg)
+    if need_init:
+        init = compute_init(cfg, data, log)
+        _atomic(
+            init_path(root, cfg),
+            lambda p: torch.save(
+                {
+                    "anon": init.anon,
+                    "action": init.action,
+                    "privacy": init.privacy,
+                    "history": init.history,
+                    "seconds": init.seconds,
+                },
+                p,
+            ),
+        )
+    if need_raw:
+        raw = compute_raw(cfg, data, log)
+        _atomic(raw_path(root, cfg), lambda p: p.write_text(json.dumps(asdict(raw))))
+    return done | {"computed": True}
+
+
+def load_init(root: Path, cfg: TrialConfig) -> InitStages:
+    d = torch.load(init_path(root, cfg), weights_only=True)
+    return InitStages(
+        key=init_key(cfg),
+        anon=d["anon"],
+        action=d["action"],
+        privacy=d["privacy"],
+        history=d["history"],
+        seconds=float(d["seconds"]),
+    )
+
+
+def load_raw(root: Path, cfg: TrialConfig) -> EvalResult:
+    return EvalResult(**json.loads(raw_path(root, cfg).read_text()))
+
+
+def load_shared(root: Path, cfg: TrialConfig) -> SharedStages:
+    """The shared stages of ``cfg``, from the study dir."""
+    for p in (init_path(root, cfg), raw_path(root, cfg)):
+        if not p.exists():
+            raise FileNotFoundError(
+                f"shared stage {p} is missing: is the study dir on storage that every node sees?"
+            )
+    init, raw = load_init(root, cfg), load_raw(root, cfg)
+    return SharedStages(
+        key=shared_key(cfg),
+        raw=raw,
+        anon_init=init.anon,
+        action_init=init.action,
+        privacy_init=init.privacy,
+        history=init.history,
+        seconds=init.seconds + raw.seconds,
+    )

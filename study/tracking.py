@@ -1,0 +1,140 @@
+"""MLflow records of a study: one parent run, one child run per trial, via MlflowClient.
+
+MLflow is the record, not the channel: results travel as return values through Ray Tune, and
+these helpers only write what happened.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+PARENT_TAG = "mlflow.parentRunId"
+ROLE_TAG = "study.role"
+TRIAL_TAG = "study.trial_id"
+_SECRET = re.compile(r"(token|password|secret|credential|api_key)", re.IGNORECASE)
+
+
+def client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(c: Any, name: str) -> str:
+    exp = c.get_experiment_by_name(name)
+    return exp.experiment_id if exp is not None else c.create_experiment(name)
+
+
+def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as strings, without anything that looks like a secret."""
+    return {k: str(v)[:6000] for k, v in params.items() if not _SECRET.search(k)}
+
+
+def log_params(c: Any, run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in safe_params(params).items()]
+    for i in range(0, len(items), 100):
+        c.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(c: Any, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    from mlflow.entities import Metric
+
+    ts = int(time.time() * 1000)
+    items = [
+        Metric(k, float(v), ts, step) for k, v in metrics.items() if isinstance(v, (int, float))
+    ]
+    for i in range(0, len(items), 500):
+        c.log_batch(run_id, metrics=items[i : i + 500])
+
+
+def find_runs(c: Any, exp_id: str, filter_string: str) -> list[Any]:
+    return list(c.search_runs([exp_id], filter_string=filter_string, max_results=5000))
+
+
+def parent_run(
+    c: Any, exp_id: str, study_name: str, *, resume: bool, params: Mapping[str, Any]
+) -> str:
+    """The study's parent run: reopened on --resume, created otherwise."""
+    if resume:
+        found = find_runs(
+            c, exp_id, f"tags.`{ROLE_TAG}` = 'parent' and tags.`study.name` = '{study_name}'"
+        )
+        if found:
+            run_id = found[0].info.run_id
+            c.update_run(run_id, status="RUNNING")
+            c.set_tag(run_id, "study.resumed", "true")
+            return run_id
+    run = c.create_run(
+        exp_id, run_name=study_name, tags={ROLE_TAG: "parent", "study.name": study_name}
+    )
+    log_params(c, run.info.run_id, params)
+    return run.info.run_id
+
+
+def child_run(
+    c: Any,
+    exp_id: str,
+    parent_id: str,
+    trial_id: str,
+    *,
+    name: str,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> str:
+    """The trial's child run: the same run again when a trial is retried or resumed, so a
+    trial never leaves two runs."""
+    found = find_runs(
+        c, exp_id, f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{TRIAL_TAG}` = '{trial_id}'"
+    )
+    if found:
+        run_id = found[0].info.run_id
+        c.update_run(run_id, status="RUNNING")
+        c.set_tag(
+            run_id, "study.attempts", str(int(found[0].data.tags.get("study.attempts", "1")) + 1)
+        )
+    else:
+        run = c.create_run(
+            exp_id,
+            run_name=name,
+            tags={
+                PARENT_TAG: parent_id,
+                ROLE_TAG: "trial",
+                TRIAL_TAG: trial_id,
+                "study.attempts": "1",
+            },
+        )
+        run_id = run.info.run_id
+        log_params(c, run_id, params)
+    for k, v in tags.items():
+        c.set_tag(run_id, k, v)
+    return run_id
+
+
+def end_run(c: Any, run_id: str, status: str, reason: str = "") -> None:
+    """End a run as FINISHED, FAILED or KILLED, with the reason as a tag."""
+    if reason:
+        c.set_tag(run_id, "failure_reason", reason[:5000])
+    c.set_tag(run_id, "status", status.lower())
+    c.set_terminated(run_id, status=status)
+
+
+def close_unfinished_children(c: Any, exp_id: str, parent_id: str, reason: str) -> int:
+    """Mark every child still RUNNING as KILLED (a trial process killed without a word)."""
+    runs = find_runs(
+        c, exp_id, f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'"
+    )
+    for r in runs:
+        end_run(c, r.info.run_id, "KILLED", reason)
+    return len(runs)
+
+
+def count_children(c: Any, exp_id: str, parent_id: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in find_runs(c, exp_id, f"tags.`{PARENT_TAG}` = '{parent_id}'"):
+        counts[r.info.status] = counts.get(r.info.status, 0) + 1
+    return counts

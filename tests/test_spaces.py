@@ -1,0 +1,91 @@
+import subprocess
+import sys
+import time
+
+import pytest
+
+from search_spaces import SPACES, get_space, list_spaces
+from study.config import StudyConfig
+from study.launch import plan_study
+from trainables.registry import UnknownNameError
+
+REQUIRED = {
+    "penalty_grid",
+    "b_sweep",
+    "lambda_sweep",
+    "backbones",
+    "baselines",
+    "pareto_search",
+    "smoke",
+}
+
+
+def test_required_spaces_exist_and_sizes():
+    assert set(SPACES.names()) >= REQUIRED
+    assert get_space("penalty_grid").num_trials() == 36
+    assert get_space("penalty_grid").num_trials(seeds=3) == 108
+    assert get_space("b_sweep").fixed == {"lam": 1.0}
+    assert get_space("lambda_sweep").fixed == {"B": 0.3}
+    ps = get_space("pareto_search")
+    assert ps.is_search and ps.objectives == {"top1": "max", "cmap": "min"}
+
+
+def test_unknown_space_lists_valid_ones():
+    with pytest.raises(UnknownNameError, match="valid search spaces are: .*penalty_grid"):
+        get_space("penalty_gird")
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_every_space_plans_valid_trials(name):
+    plan = plan_study(StudyConfig(space=name, scale="smoke"))
+    assert plan.trials and len(plan.shared_configs) >= 1
+
+
+def test_plan_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown config keys"):
+        plan_study(StudyConfig(space="smoke", set=("minimax_epoch=1",)))
+    with pytest.raises(ValueError, match="the space b_sweep sets these itself"):
+        plan_study(StudyConfig(space="b_sweep", set=("lam=0.5",)))
+    with pytest.raises(ValueError, match="--identity-epochs must be >= 0"):
+        plan_study(StudyConfig(space="penalty_grid", set=("identity_epochs=-1",)))
+    with pytest.raises(ValueError, match="--seeds must be >= 1"):
+        plan_study(StudyConfig(space="smoke", seeds=0))
+
+
+def _launch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "study.launch", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_list_spaces_is_fast_and_complete():
+    t0 = time.time()
+    r = _launch("--list-spaces")
+    assert r.returncode == 0
+    lines = r.stdout.strip().splitlines()
+    assert {line.split()[0] for line in lines} == set(SPACES.names())
+    assert time.time() - t0 < 20
+    assert [n for n, _ in list_spaces()] == SPACES.names()
+
+
+def test_launch_rejects_bad_input_before_starting_anything(tmp_path):
+    r = _launch("--space", "nope", "--study-dir", str(tmp_path))
+    assert r.returncode == 2 and "unknown search space 'nope'" in r.stderr
+    r = _launch("--space", "smoke", "--set", "anonymizer=unet9", "--study-dir", str(tmp_path))
+    assert r.returncode == 2 and "unknown anonymizer 'unet9'" in r.stderr
+    assert not any(tmp_path.iterdir())  # no server, no study dir
+    h = _launch("--help")
+    for flag in (
+        "--scale",
+        "--dataset",
+        "--seeds",
+        "--max-concurrent",
+        "--cpus-per-trial",
+        "--gpus-per-trial",
+        "--address",
+        "--tracking-uri",
+        "--experiment",
+        "--study-dir",
+        "--resume",
+    ):
+        assert flag in h.stdout

@@ -1,0 +1,128 @@
+"""End-to-end studies: real Ray Tune, a real MLflow server on 127.0.0.1, real trials."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from study.mlflow_server import MlflowServer
+from tests.study_helpers import launch_args, run_launch, runs
+
+pytestmark = pytest.mark.slow
+
+
+def _listening() -> set[tuple[str, int, int]]:
+    out = set()
+    for c in psutil.net_connections(kind="inet"):
+        if c.status == psutil.CONN_LISTEN and c.laddr:
+            out.add((c.laddr.ip, c.laddr.port, c.pid or 0))
+    return out
+
+
+def test_smoke_study_records_everything_and_stays_on_loopback(tmp_path):
+    before = {(ip, port) for ip, port, _ in _listening()}
+    proc = subprocess.Popen(
+        launch_args(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen: set[tuple[str, int, int]] = set()
+    deadline = time.time() + 600
+    while proc.poll() is None and time.time() < deadline:
+        seen |= {s for s in _listening() if (s[0], s[1]) not in before}
+        time.sleep(1.0)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out[-4000:]
+
+    # Sockets: the launcher's Ray and MLflow listened, and only on loopback.
+    assert seen, "no new listening socket was seen while the study ran"
+    for ip, port, pid in seen:
+        addr = ipaddress.ip_address(ip)
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        assert addr.is_loopback, f"{ip}:{port} (pid {pid}) is not loopback"
+
+    root = tmp_path / "smoke"
+    parents, children = runs(root)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert "raw/top1" in parents[0].data.metrics and "shared/seconds" in parents[0].data.metrics
+    assert sorted(r.data.params["lam"] for r in children) == ["0.0", "1.0"]
+    server = MlflowServer(root).start()  # artifacts are served by the tracking server
+    c = MlflowClient(tracking_uri=server.uri)
+    for r in children:
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert r.data.tags["seed"] == "0" and r.data.tags["node"]
+        for k in ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1"):
+            assert 0.0 <= r.data.metrics[k] <= 1.0
+        assert r.data.params["B"] == "0.3" and r.data.params["scale"] == "smoke"
+        steps = c.get_metric_history(r.info.run_id, "train/L_A")
+        assert [m.step for m in steps] == [1, 2]
+        files = {a.path for a in c.list_artifacts(r.info.run_id)}
+        assert {"anonymizer.pt", "frames.png", "config.json"} <= files
+        png = c.download_artifacts(r.info.run_id, "frames.png", str(tmp_path))
+        assert Image.open(png).size[0] > 100
+        weights = c.download_artifacts(r.info.run_id, "anonymizer.pt", str(tmp_path))
+        assert any(k.startswith("net.") for k in torch.load(weights, weights_only=True))
+    server.stop()
+    assert "Browse the runs in the MLflow UI" in out and "mlflow ui" in out
+    assert (root / "shared").is_dir() and any((root / "shared").glob("init-*.pt"))
+
+
+def test_resume_after_sigint_finishes_each_trial_once(tmp_path):
+    extra = ("--set", "minimax_epochs=12", "--max-concurrent", "1", "--space", "lambda_sweep")
+    args = launch_args(tmp_path, *extra)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    root = tmp_path / "lambda_sweep"
+    # Interrupt once one trial has finished and another has checkpointed two epochs.
+    deadline = time.time() + 600
+    interrupted = False
+    while proc.poll() is None and time.time() < deadline:
+        trial_dirs = list((root / "ray" / "tune").glob("run_tune_trial_*"))
+        done = [d for d in trial_dirs if (d / "checkpoint_000011").exists()]
+        midway = [
+            d
+            for d in trial_dirs
+            if (d / "checkpoint_000001").exists() and not (d / "checkpoint_000011").exists()
+        ]
+        if done and midway:
+            os.killpg(proc.pid, signal.SIGINT)
+            interrupted = True
+            break
+        time.sleep(0.2)
+    out, _ = proc.communicate(timeout=300)
+    assert interrupted, "the study ended before it could be interrupted:\n" + out[-3000:]
+    _, children = runs(root)
+    done_before = {
+        r.data.tags["study.trial_id"]: r.info.end_time
+        for r in children
+        if r.info.status == "FINISHED"
+    }
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in children), [
+        (r.info.status) for r in children
+    ]
+
+    r = run_launch(tmp_path, *extra, "--resume")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    parents, children = runs(root)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    by_trial: dict[str, list] = {}
+    for c in children:
+        by_trial.setdefault(c.data.tags["study.trial_id"], []).append(c)
+    assert len(by_trial) == 6  # one run per trial of lambda_sweep
+    for trial, rs in by_trial.items():
+        assert [x.info.status for x in rs] == ["FINISHED"], trial
+    # Finished trials were not rerun; unfinished ones continued from their checkpoints.
+    for trial, end in done_before.items():
+        assert by_trial[trial][0].info.end_time == end
+    resumed = [rs[0] for rs in by_trial.values() if "resumed_from_epoch" in rs[0].data.tags]
+    assert resumed, "no trial continued from a checkpoint"
