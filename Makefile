@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m trainables.run --scale default --B 0.3 --lam 1.0
+	$(PY) -m study.launch --space penalty_grid
 
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=15
