@@ -18,8 +18,8 @@ class StudyConfig:
     scale: str = _f("default", "trial scale: smoke, default or paper")
     dataset: str = _f("synthetic", "dataset or protocol name")
     seeds: int = _f(1, "replicates: each grid point runs with seeds 0..N-1")
-    max_concurrent: int = _f(1, "trials running at once")
-    cpus_per_trial: float = _f(2.0, "CPUs reserved by each trial")
+    max_concurrent: int = _f(0, "trials running at once (0: as many as the CPUs and GPUs allow)")
+    cpus_per_trial: float = _f(1.0, "CPUs reserved by each trial (and its torch threads)")
     gpus_per_trial: float = _f(0.0, "GPUs reserved by each trial (fractions share a GPU)")
     address: str = _f("", "address of an existing Ray cluster (empty: start a local one)")
     tracking_uri: str = _f("", "MLflow tracking server (empty: start one on 127.0.0.1)")
@@ -27,6 +27,7 @@ class StudyConfig:
     study_dir: str = _f("studies", "root folder; the study lives in STUDY_DIR/EXPERIMENT")
     resume: bool = _f(False, "continue an interrupted study in the same study dir")
     max_failures: int = _f(2, "retries of a failed trial (it resumes from its checkpoint)")
+    num_samples: int = _f(0, "trials of a search space (0: the space's own number)")
     mlflow_port: int = _f(0, "port of the MLflow server the launcher starts (0: a free one)")
     set: tuple[str, ...] = _f((), "trial config overrides KEY=VALUE, e.g. --set minimax_epochs=1")
 

@@ -128,3 +128,40 @@ def test_resume_after_sigint_finishes_each_trial_once(tmp_path):
         assert by_trial[trial][0].info.end_time == end
     resumed = [rs[0] for rs in by_trial.values() if "resumed_from_epoch" in rs[0].data.tags]
     assert resumed, "no trial continued from a checkpoint"
+
+
+def test_pareto_search_goes_through_optuna_with_persistent_storage(tmp_path):
+    import optuna
+
+    r = run_launch(tmp_path, "--num-samples", "2", space="pareto_search")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    root = tmp_path / "pareto_search"
+    study = optuna.load_study(study_name="pareto_search", storage=f"sqlite:///{root / 'optuna.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2
+    assert study.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+    _, children = runs(root)
+    recorded = sorted((c.data.metrics["top1"], c.data.metrics["cmap"]) for c in children)
+    got = sorted(tuple(t.values) for t in done)
+    for (a1, b1), (a2, b2) in zip(got, recorded, strict=True):
+        assert a1 == pytest.approx(a2) and b1 == pytest.approx(b2)
+    for t in done:
+        assert 0 <= t.params["B"] <= 1 and 0 <= t.params["lam"] <= 2
+
+
+def test_a_crashing_trial_ends_failed_with_its_reason(tmp_path):
+    # An absurd learning rate of f_A (used by the game only, not by the shared stages) makes
+    # every trial's losses NaN at its first step: a real crash inside the Ray worker.
+    r = run_launch(tmp_path, "--set", "lr_anon=1e30", "--max-failures", "0")
+    assert r.returncode == 1
+    parents, children = runs(tmp_path / "smoke")
+    assert parents[0].info.status == "FAILED"
+    assert "2 trial(s) failed" in parents[0].data.tags["failure_reason"]
+    assert len(children) == 2
+    for c in children:
+        assert c.info.status == "FAILED"
+        assert "NonFiniteLossError" in c.data.tags["failure_reason"]
+        assert "became nan" in c.data.tags["failure_reason"]
