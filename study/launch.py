@@ -139,9 +139,16 @@ def _compute_shared(plan: StudyPlan, log: Any) -> list[dict[str, Any]]:
             log=lambda m: print(f"[shared] {m}", file=sys.stderr, flush=True),
         )
 
-    remote = ray.remote(num_cpus=study.cpus_per_trial, num_gpus=study.gpus_per_trial)(job)
+    # Nothing else runs while the shared stages are computed, so each takes a whole node's
+    # CPUs (and threads), not one trial's share.
+    node_cpus = max(
+        (n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]),
+        default=study.cpus_per_trial,
+    )
+    cpus = max(study.cpus_per_trial, node_cpus)
+    remote = ray.remote(num_cpus=cpus, num_gpus=study.gpus_per_trial)(job)
     refs = [remote.remote(cfg.to_dict(), str(study.root)) for cfg in plan.shared_configs]
-    log(f"[study] shared stages: {len(refs)} distinct data/backbone settings")
+    log(f"[study] shared stages: {len(refs)} distinct data/backbone settings, {cpus:g} CPUs each")
     return list(ray.get(refs))
 
 

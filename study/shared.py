@@ -21,11 +21,11 @@ from trainables.train import Log
 from trainables.trial import (
     InitStages,
     SharedStages,
+    combine_shared,
     compute_init,
     compute_raw,
     init_key,
     raw_key,
-    shared_key,
 )
 
 
@@ -96,13 +96,4 @@ def load_shared(root: Path, cfg: TrialConfig) -> SharedStages:
             raise FileNotFoundError(
                 f"shared stage {p} is missing: is the study dir on storage that every node sees?"
             )
-    init, raw = load_init(root, cfg), load_raw(root, cfg)
-    return SharedStages(
-        key=shared_key(cfg),
-        raw=raw,
-        anon_init=init.anon,
-        action_init=init.action,
-        privacy_init=init.privacy,
-        history=init.history,
-        seconds=init.seconds + raw.seconds,
-    )
+    return combine_shared(load_init(root, cfg), load_raw(root, cfg))

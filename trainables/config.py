@@ -12,8 +12,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
-def _f(default: Any, help: str) -> Any:
+def help_field(default: Any, help: str) -> Any:
+    """A dataclass field whose help text becomes the flag's help."""
     return field(default=default, metadata={"help": help})
+
+
+_f = help_field
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,18 @@ class SharedStages:
     seconds: float = 0.0
 
 
+def combine_shared(init: InitStages, raw: EvalResult) -> SharedStages:
+    return SharedStages(
+        key=init.key,
+        raw=raw,
+        anon_init=init.anon,
+        action_init=init.action,
+        privacy_init=init.privacy,
+        history=init.history,
+        seconds=init.seconds + raw.seconds,
+    )
+
+
 @dataclass
 class TrialResult:
     """What a trial returns. Metrics are fractions in [0, 1]."""
@@ -256,15 +268,7 @@ def compute_shared(cfg: TrialConfig, data: TrialData, log: Log = print) -> Share
     """Both shared stages for ``cfg``."""
     init = compute_init(cfg, data, log)
     raw = compute_raw(cfg, data, log)
-    return SharedStages(
-        key=shared_key(cfg),
-        raw=raw,
-        anon_init=init.anon,
-        action_init=init.action,
-        privacy_init=init.privacy,
-        history=init.history,
-        seconds=init.seconds + raw.seconds,
-    )
+    return combine_shared(init, raw)
 
 
 def _cpu_state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
