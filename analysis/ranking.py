@@ -51,9 +51,9 @@ def _normalised(df: pd.DataFrame, objectives: Objectives) -> np.ndarray:
     cols = []
     for name, d in objectives.items():
         v = df[name].to_numpy(dtype=float)
+        v = v if d == "max" else -v  # higher is better from here on
         span = v.max() - v.min()
-        z = (v - v.min()) / span if span > 0 else np.ones_like(v)
-        cols.append(z if d == "max" else 1 - z)
+        cols.append((v - v.min()) / span if span > 0 else np.ones_like(v))
     return np.stack(cols, axis=1)
 
 

@@ -239,7 +239,7 @@ def run_study(plan: StudyPlan) -> int:
         server = MlflowServer(root, port=study.mlflow_port).start()
         uri = server.uri
     log(f"[study] MLflow tracking server: {uri}")
-    status, reason, table = "FAILED", "", None
+    status, reason, table, report = "FAILED", "", None, None
     c = parent = exp_id = None
     try:
         _init_ray(study)
@@ -291,6 +291,7 @@ def run_study(plan: StudyPlan) -> int:
             )
         grid = tuner.fit()
         table = results_table(grid)
+        report = _write_report(study, uri, log) if (table["status"] == "done").any() else None
         unfinished = int((table["status"] != "done").sum()) if len(table) else 0
         errors = int((table["status"] == "error").sum()) if len(table) else 0
         if unfinished == 0:
@@ -319,7 +320,25 @@ def run_study(plan: StudyPlan) -> int:
             server.stop()
 
     _print_summary(plan, table, uri, server is not None, status, time.time() - t0)
+    if report is not None:
+        print(f"Report: {report}")
     return 0 if status == "FINISHED" else 1
+
+
+def _write_report(study: StudyConfig, uri: str, log: Any) -> Path | None:
+    """The analysis report of the finished trials, logged to the parent run. A report that
+    fails is reported and does not fail the study: the trials are recorded either way."""
+    from analysis.load import trials_from_mlflow
+    from analysis.report import log_to_parent, write_report
+
+    try:
+        df = trials_from_mlflow(study.experiment_name, uri)
+        paths = write_report(df, study.root / "report", f"Study {study.experiment_name}")
+        log_to_parent(paths, study.experiment_name, uri)
+        return paths[0]
+    except Exception as e:  # noqa: BLE001
+        log(f"[study] the report could not be written: {type(e).__name__}: {e}")
+        return None
 
 
 def _tune_config(plan: StudyPlan, TuneConfig: Any) -> Any:  # noqa: N803

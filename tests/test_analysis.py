@@ -129,3 +129,10 @@ def test_rankings_pick_a_front_point_with_its_b_and_lambda():
         assert front[df.index.get_loc(pick.index)]
         assert df.loc[pick.index, "B"] == pick.B and pick.lam == 1.0
     assert rank_ideal_distance(df).B == 0.3  # the knee of this front
+
+
+def test_rankings_with_a_single_front_point():
+    df = pd.DataFrame({"B": [0.5, 0.6], "lam": [1.0, 1.0], "top1": [0.5, 0.5], "cmap": [0.6, 0.5]})
+    pick = rank_ideal_distance(df)
+    assert pick.B == 0.6 and pick.score == 0.0  # the only front point is the ideal itself
+    assert rank_topsis(df).B == 0.6

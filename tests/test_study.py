@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 
+import pandas as pd
 import psutil
 import pytest
 import torch
@@ -73,6 +74,16 @@ def test_smoke_study_records_everything_and_stays_on_loopback(tmp_path):
         assert any(k.startswith("net.") for k in torch.load(weights, weights_only=True))
     server.stop()
     assert "Browse the runs in the MLflow UI" in out and "mlflow ui" in out
+    # The report: written at the end, printed, and logged to the parent run.
+    assert f"Report: {root / 'report' / 'report.html'}" in out
+    trials = pd.read_csv(root / "report" / "trials.csv")
+    assert sorted(trials["run_id"]) == sorted(r.info.run_id for r in children)
+    server = MlflowServer(root).start()
+    names = {
+        a.path for a in MlflowClient(server.uri).list_artifacts(parents[0].info.run_id, "report")
+    }
+    server.stop()
+    assert {"report/report.html", "report/trials.csv", "report/summary.md"} <= names
     assert (root / "shared").is_dir() and any((root / "shared").glob("init-*.pt"))
 
 

@@ -1,0 +1,176 @@
+"""Plotly figures of a study. Each takes a DataFrame of trials (and computed results), never
+recomputes the analysis, and returns a ``go.Figure``; ``write_figure`` saves HTML and PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+HOVER = [
+    "B",
+    "lam",
+    "anonymizer",
+    "anon_encoder",
+    "action_model",
+    "privacy_model",
+    "seed",
+    "run_id",
+]
+LEARNED_MARKER = dict(size=9, color="#1f77b4")
+
+
+def _hover(df: pd.DataFrame) -> tuple[np.ndarray, str]:
+    cols = [c for c in HOVER if c in df]
+    tmpl = "<br>".join(f"{c}=%{{customdata[{i}]}}" for i, c in enumerate(cols))
+    return df[cols].astype(str).to_numpy(), tmpl + "<br>top1=%{x:.3f}<br>cmap=%{y:.3f}"
+
+
+def pareto_scatter(
+    df: pd.DataFrame,
+    front: np.ndarray,
+    raw: tuple[float, float] | None,
+    fixed: pd.Series | None = None,
+) -> go.Figure:
+    """Action Top-1 (x) against privacy cMAP (y): every trial, the front as a step line, the
+    raw reference and the fixed anonymizers (baselines) as labelled markers.
+
+    ``fixed`` marks the rows of fixed anonymizers; they are trials too, drawn labelled.
+    """
+    fixed = pd.Series(False, index=df.index) if fixed is None else fixed
+    fig = go.Figure()
+    learned = df[~fixed]
+    cd, tmpl = _hover(learned)
+    fig.add_trace(
+        go.Scatter(
+            x=learned["top1"],
+            y=learned["cmap"],
+            mode="markers",
+            name="trials",
+            marker=LEARNED_MARKER,
+            customdata=cd,
+            hovertemplate=tmpl + "<extra></extra>",
+        )
+    )
+    base = df[fixed]
+    if len(base):
+        cd, tmpl = _hover(base)
+        fig.add_trace(
+            go.Scatter(
+                x=base["top1"],
+                y=base["cmap"],
+                mode="markers+text",
+                name="baselines",
+                text=base["anonymizer"],
+                textposition="top center",
+                customdata=cd,
+                marker=dict(size=11, symbol="diamond", color="#ff7f0e"),
+                hovertemplate=tmpl + "<extra></extra>",
+            )
+        )
+    f = df[front].sort_values("top1")
+    if len(f):
+        fig.add_trace(
+            go.Scatter(
+                x=f["top1"],
+                y=f["cmap"],
+                mode="lines",
+                name="Pareto front",
+                line=dict(shape="hv", color="#2ca02c"),
+                hoverinfo="skip",
+            )
+        )
+    if raw is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[raw[0]],
+                y=[raw[1]],
+                mode="markers+text",
+                name="raw data",
+                text=["raw"],
+                textposition="bottom center",
+                marker=dict(size=13, symbol="star", color="#d62728"),
+            )
+        )
+    fig.update_layout(
+        title="Action Top-1 vs privacy cMAP (right and down is better)",
+        xaxis_title="action Top-1 (higher is better)",
+        yaxis_title="privacy cMAP (lower is better)",
+        template="plotly_white",
+    )
+    return fig
+
+
+def metric_lines(df: pd.DataFrame, x: str, title: str) -> go.Figure:
+    """Mean (± std over seeds) of top1, cmap and f1 against ``x`` (Figure 3, Table 3)."""
+    fig = go.Figure()
+    g = df.groupby(x)
+    for m in ("top1", "cmap", "f1"):
+        if m not in df:
+            continue
+        mean, std = g[m].mean(), g[m].std().fillna(0.0)
+        fig.add_trace(
+            go.Scatter(
+                x=mean.index,
+                y=mean.values,
+                mode="lines+markers",
+                name=m,
+                error_y=dict(type="data", array=std.values, visible=True),
+            )
+        )
+        raw = f"raw_{m}"
+        if raw in df and df[raw].notna().any():
+            fig.add_hline(
+                y=float(df[raw].mean()),
+                line_dash="dot",
+                annotation_text=f"raw {m}",
+                annotation_position="top left",
+            )
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title="metric", template="plotly_white")
+    return fig
+
+
+def parallel_coordinates(df: pd.DataFrame, columns: list[str]) -> go.Figure:
+    dims = []
+    for c in columns:
+        v = df[c]
+        if pd.api.types.is_numeric_dtype(v):
+            dims.append(dict(label=c, values=v.astype(float)))
+        else:
+            codes, names = pd.factorize(v.astype(str))
+            dims.append(
+                dict(label=c, values=codes, tickvals=list(range(len(names))), ticktext=list(names))
+            )
+    color = df["cmap"].astype(float) if "cmap" in df else None
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dims,
+            line=dict(color=color, colorscale="Viridis", showscale=color is not None),
+        )
+    )
+    fig.update_layout(title="All parameters and metrics (colour: cMAP)")
+    return fig
+
+
+def hypervolume_plot(curve: pd.Series) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=list(curve.index), y=curve.values, mode="lines+markers"))
+    fig.update_layout(
+        title="Hypervolume against trials completed",
+        xaxis_title="trials",
+        yaxis_title="hypervolume",
+        template="plotly_white",
+    )
+    return fig
+
+
+def write_figure(fig: go.Figure, stem: Path, png: bool = True) -> list[Path]:
+    """``stem``.html, self-contained (plotly.js embedded, no CDN), and ``stem``.png."""
+    html = stem.with_suffix(".html")
+    fig.write_html(html, include_plotlyjs=True, full_html=True)
+    out = [html]
+    if png:
+        fig.write_image(stem.with_suffix(".png"), width=1000, height=650)
+        out.append(stem.with_suffix(".png"))
+    return out
