@@ -16,14 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FIXED_ANONYMIZERS = (
-    "identity",
-    "downsample2x",
-    "downsample4x",
-    "blur_weak",
-    "blur_strong",
-    "blacken",
-)
+from search_spaces import FIXED_ANONYMIZERS
 
 
 @dataclass

@@ -98,3 +98,10 @@ def test_unknown_name_lists_the_valid_ones(registry):
 def test_unknown_encoder_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown anonymizer encoder 'resnet9000'"):
         build_anonymizer("unetpp", "resnet9000")
+
+
+def test_fixed_anonymizer_list_matches_the_registry():
+    from search_spaces import FIXED_ANONYMIZERS
+
+    fixed = {n for n in ANONYMIZERS.names() if not build_anonymizer(n, "resnet18").trainable}
+    assert fixed == set(FIXED_ANONYMIZERS)
