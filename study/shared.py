@@ -21,7 +21,6 @@ from trainables.train import Log
 from trainables.trial import (
     InitStages,
     SharedStages,
-    combine_shared,
     compute_init,
     compute_raw,
     init_key,
@@ -96,4 +95,4 @@ def load_shared(root: Path, cfg: TrialConfig) -> SharedStages:
             raise FileNotFoundError(
                 f"shared stage {p} is missing: is the study dir on storage that every node sees?"
             )
-    return combine_shared(load_init(root, cfg), load_raw(root, cfg))
+    return SharedStages(load_init(root, cfg), load_raw(root, cfg))

@@ -105,32 +105,6 @@ def shared_key(cfg: TrialConfig) -> str:
 
 
 @dataclass
-class SharedStages:
-    """State dicts of the initial f_A, f_T and f_B (None for a fixed anonymizer) and the raw
-    reference evaluation."""
-
-    key: str
-    raw: EvalResult
-    anon_init: dict[str, torch.Tensor] | None = None
-    action_init: dict[str, torch.Tensor] | None = None
-    privacy_init: dict[str, torch.Tensor] | None = None
-    history: dict[str, list[float]] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-def combine_shared(init: InitStages, raw: EvalResult) -> SharedStages:
-    return SharedStages(
-        key=init.key,
-        raw=raw,
-        anon_init=init.anon,
-        action_init=init.action,
-        privacy_init=init.privacy,
-        history=init.history,
-        seconds=init.seconds + raw.seconds,
-    )
-
-
-@dataclass
 class TrialResult:
     """What a trial returns. Metrics are fractions in [0, 1]."""
 
@@ -232,6 +206,22 @@ class InitStages:
     seconds: float = 0.0
 
 
+@dataclass
+class SharedStages:
+    """Everything a trial reuses: the initial networks and the raw reference evaluation."""
+
+    init: InitStages
+    raw: EvalResult
+
+    @property
+    def key(self) -> str:
+        return self.init.key
+
+    @property
+    def seconds(self) -> float:
+        return self.init.seconds + self.raw.seconds
+
+
 def compute_init(cfg: TrialConfig, data: TrialData, log: Log = print) -> InitStages:
     """Identity initialisation of f_A and warm starts of f_T and f_B, seeded by ``data_seed``."""
     t0 = time.time()
@@ -268,7 +258,7 @@ def compute_shared(cfg: TrialConfig, data: TrialData, log: Log = print) -> Share
     """Both shared stages for ``cfg``."""
     init = compute_init(cfg, data, log)
     raw = compute_raw(cfg, data, log)
-    return combine_shared(init, raw)
+    return SharedStages(init, raw)
 
 
 def _cpu_state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -310,9 +300,9 @@ def run_trial(
     history: list[dict[str, float]] = []
     if anon.trainable:
         start = resume or {}
-        anon.load_state_dict(copy.deepcopy(start.get("anon", shared.anon_init)))
-        f_t.load_state_dict(copy.deepcopy(start.get("action", shared.action_init)))
-        f_b.load_state_dict(copy.deepcopy(start.get("privacy", shared.privacy_init)))
+        anon.load_state_dict(copy.deepcopy(start.get("anon", shared.init.anon)))
+        f_t.load_state_dict(copy.deepcopy(start.get("action", shared.init.action)))
+        f_b.load_state_dict(copy.deepcopy(start.get("privacy", shared.init.privacy)))
         anon.to(rt.device)
         f_t.to(rt.device)
         f_b.to(rt.device)
