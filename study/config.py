@@ -14,6 +14,9 @@ _f = help_field
 @dataclass(frozen=True)
 class StudyConfig:
     space: str = _f("penalty_grid", "named search space (see --list-spaces)")
+    space_module: str = _f(
+        "", "import this module first, so that the spaces it registers (SPACES.register) exist"
+    )
     scale: str = _f("default", "trial scale: smoke, default or paper")
     dataset: str = _f("synthetic", "dataset or protocol name")
     seeds: int = _f(1, "replicates: each grid point runs with seeds 0..N-1")
@@ -27,6 +30,11 @@ class StudyConfig:
     resume: bool = _f(False, "continue an interrupted study in the same study dir")
     max_failures: int = _f(2, "retries of a failed trial (it resumes from its checkpoint)")
     num_samples: int = _f(0, "trials of a search space (0: the space's own number)")
+    no_reuse: bool = _f(
+        False,
+        "train every trial, even one equivalent to a finished trial (lambda = 0 or B >= 1: "
+        "the penalty is inert, so B and lambda do not matter)",
+    )
     mlflow_port: int = _f(0, "port of the MLflow server the launcher starts (0: a free one)")
     set: tuple[str, ...] = _f((), "trial config overrides KEY=VALUE, e.g. --set minimax_epochs=1")
 

@@ -265,7 +265,11 @@ def run_study(plan: StudyPlan) -> int:
             _log_shared_on_parent(c, parent, plan)
 
         ctx = StudyContext(
-            root=str(root), tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent
+            root=str(root),
+            tracking_uri=uri,
+            experiment_id=exp_id,
+            parent_run_id=parent,
+            reuse=not study.no_reuse,
         )
         trainable = tune.with_resources(
             tune.with_parameters(run_tune_trial, ctx=ctx),
@@ -404,8 +408,26 @@ def _print_summary(
         )
 
 
+def _import_space_module(name: str) -> None:
+    import importlib
+
+    if not name:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        raise ValueError(
+            f"--space-module {name}: cannot import it ({e}); put its folder on PYTHONPATH"
+        ) from e
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        _import_space_module(args.space_module)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.list_spaces:
         from search_spaces import list_spaces
 

@@ -9,7 +9,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from study.reuse import StoredResult
+    from trainables.config import TrialConfig
+    from trainables.data import TrialData
+    from trainables.train import Log
 
 FINAL_METRICS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")
 
@@ -22,6 +28,8 @@ class StudyContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    #: Take the result of an equivalent finished trial instead of training again (study.reuse).
+    reuse: bool = True
 
 
 def _node() -> str:
@@ -49,12 +57,11 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
     from ray import tune
 
     from study import tracking
-    from study.artifacts import write_trial_files
-    from study.shared import load_shared
+    from study.reuse import load_result
     from trainables.config import from_dict
     from trainables.data import load_data
-    from trainables.trial import run_trial
 
+    t0 = time.time()
     cfg = from_dict(config)
     trial_id = tune.get_context().get_trial_id() or "local"
     c = tracking.client(ctx.tracking_uri)
@@ -83,34 +90,20 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
             with ckpt.as_directory() as d:
                 resume = torch.load(Path(d) / "state.pt", weights_only=True)
             c.set_tag(run_id, "resumed_from_epoch", str(resume["epoch"]))
-        shared = load_shared(Path(ctx.root), cfg)
         data = load_data(cfg)
-
-        def on_epoch(epoch: int, metrics: dict[str, float], snapshot: Any) -> None:
-            named = {f"train/{k}": v for k, v in metrics.items()}
-            tracking.log_metrics(c, run_id, named, step=epoch)
-            with tempfile.TemporaryDirectory() as d:
-                torch.save(snapshot(), Path(d) / "state.pt")
-                tune.report({"epoch": epoch, **named}, checkpoint=tune.Checkpoint.from_directory(d))
-
-        result = run_trial(cfg, data=data, shared=shared, on_epoch=on_epoch, resume=resume, log=log)
-        final = {k: getattr(result, k) for k in FINAL_METRICS}
-        tracking.log_metrics(
-            c,
-            run_id,
-            {**final, **{f"ap/{a}": v for a, v in zip(data.attributes, result.ap, strict=True)}},
-            step=cfg.minimax_epochs,
-        )
-        if result.anonymizer is not None:
-            with tempfile.TemporaryDirectory() as d:
-                for path in write_trial_files(Path(d), result.anonymizer, data, cfg.to_dict()):
-                    c.log_artifact(run_id, str(path))
+        stored = load_result(Path(ctx.root), cfg) if ctx.reuse and resume is None else None
+        if stored is not None:
+            log(f"reusing the result of equivalent trial {stored.source_trial} (inert penalty)")
+            final = _log_stored(c, run_id, cfg, data, stored, time.time() - t0)
+        else:
+            final = _train(c, run_id, cfg, data, ctx, resume, trial_id, log)
         tracking.end_run(c, run_id, "FINISHED")
         tune.report(
             {
                 **final,
                 "epoch": cfg.minimax_epochs,
                 "mlflow_run_id": run_id,
+                "reused_from": stored.source_trial if stored is not None else "",
                 "node": _node(),
                 "finished_at": time.time(),
             }
@@ -119,3 +112,81 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
         killed = isinstance(e, (KeyboardInterrupt, SystemExit))
         tracking.end_run(c, run_id, "KILLED" if killed else "FAILED", f"{type(e).__name__}: {e}")
         raise
+
+
+def _train(
+    c: Any,
+    run_id: str,
+    cfg: TrialConfig,
+    data: TrialData,
+    ctx: StudyContext,
+    resume: dict[str, Any] | None,
+    trial_id: str,
+    log: Log,
+) -> dict[str, float]:
+    """Run the trial, logging each epoch and the final metrics and artifacts to ``run_id``."""
+    import torch
+    from ray import tune
+
+    from study import tracking
+    from study.artifacts import write_trial_files
+    from study.reuse import save_result
+    from study.shared import load_shared
+    from trainables.trial import run_trial
+
+    shared = load_shared(Path(ctx.root), cfg)
+
+    def on_epoch(epoch: int, metrics: dict[str, float], snapshot: Any) -> None:
+        named = {f"train/{k}": v for k, v in metrics.items()}
+        tracking.log_metrics(c, run_id, named, step=epoch)
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(snapshot(), Path(d) / "state.pt")
+            tune.report({"epoch": epoch, **named}, checkpoint=tune.Checkpoint.from_directory(d))
+
+    result = run_trial(cfg, data=data, shared=shared, on_epoch=on_epoch, resume=resume, log=log)
+    final = {k: float(getattr(result, k)) for k in FINAL_METRICS}
+    tracking.log_metrics(
+        c,
+        run_id,
+        {**final, **{f"ap/{a}": v for a, v in zip(data.attributes, result.ap, strict=True)}},
+        step=cfg.minimax_epochs,
+    )
+    if result.anonymizer is not None:
+        with tempfile.TemporaryDirectory() as d:
+            for path in write_trial_files(Path(d), result.anonymizer, data, cfg.to_dict()):
+                c.log_artifact(run_id, str(path))
+    if ctx.reuse:
+        save_result(Path(ctx.root), cfg, result, trial_id, run_id)
+    return final
+
+
+def _log_stored(
+    c: Any, run_id: str, cfg: TrialConfig, data: TrialData, stored: StoredResult, seconds: float
+) -> dict[str, float]:
+    """Record an equivalent trial's stored result on this trial's run: its curves, final metrics
+    (``seconds`` is this trial's own time) and artifacts, with the source named in tags.
+
+    Every number is what this trial would have computed, except the ``L_penalty`` curve, a
+    diagnostic that depends on B (the penalty is weighted by lambda = 0 when inert): it is left
+    out when the source ran at another B."""
+    from study import tracking
+    from study.artifacts import write_trial_files
+    from trainables.anonymizers import build_anonymizer
+
+    for epoch, row in enumerate(stored.history, start=1):
+        named = {f"train/{k}": v for k, v in row.items()}
+        if stored.source_B != cfg.B:  # measured against another bound: not this trial's curve
+            named.pop("train/L_penalty", None)
+        tracking.log_metrics(c, run_id, named, step=epoch)
+    final = {k: float(stored.summary[k]) for k in FINAL_METRICS if k != "seconds"}
+    final["seconds"] = seconds
+    aps = {f"ap/{a}": v for a, v in zip(data.attributes, stored.ap, strict=True)}
+    tracking.log_metrics(c, run_id, {**final, **aps}, step=cfg.minimax_epochs)
+    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
+    anon.load_state_dict(stored.anon_state)
+    with tempfile.TemporaryDirectory() as d:
+        for path in write_trial_files(Path(d), anon, data, cfg.to_dict()):
+            c.log_artifact(run_id, str(path))
+    c.set_tag(run_id, "reused_from", stored.source_trial)
+    c.set_tag(run_id, "reused_from_run", stored.source_run)
+    return final

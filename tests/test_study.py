@@ -6,6 +6,7 @@ import ipaddress
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -176,3 +177,58 @@ def test_a_crashing_trial_ends_failed_with_its_reason(tmp_path):
         assert c.info.status == "FAILED"
         assert "NonFiniteLossError" in c.data.tags["failure_reason"]
         assert "became nan" in c.data.tags["failure_reason"]
+
+
+INERT_SPACE = """
+from search_spaces import SPACES, SearchSpace
+
+
+@SPACES.register("inert_pair", "two trials whose penalty is inert")
+def inert_pair():
+    return SearchSpace("inert_pair", "lambda = 0 and B = 1", grid={"lam": [0.0, 1.0]}, fixed={"B": 1.0})
+"""
+
+
+def test_equivalent_trials_share_one_result_and_record_it(tmp_path):
+    (tmp_path / "my_spaces.py").write_text(INERT_SPACE)
+    args = launch_args(tmp_path / "studies", "--space-module", "my_spaces", space="inert_pair")
+    args[args.index("--max-concurrent") + 1] = "1"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    parents, children = runs(tmp_path / "studies" / "inert_pair")
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    reused = [c for c in children if "reused_from" in c.data.tags]
+    computed = [c for c in children if "reused_from" not in c.data.tags]
+    assert len(reused) == 1 and len(computed) == 1
+    src, dst = computed[0], reused[0]
+    assert dst.data.tags["reused_from"] == src.data.tags["study.trial_id"]
+    assert dst.data.tags["reused_from_run"] == src.info.run_id
+    for k in ("top1", "cmap", "f1", "rms", "raw_top1"):
+        assert dst.data.metrics[k] == src.data.metrics[k], k
+    assert dst.data.metrics["seconds"] < src.data.metrics["seconds"]
+    assert dst.data.params["lam"] != src.data.params["lam"]  # each run keeps its own config
+    server = MlflowServer(tmp_path / "studies" / "inert_pair").start()
+    try:
+        c = MlflowClient(tracking_uri=server.uri)
+        files = {a.path for a in c.list_artifacts(dst.info.run_id)}
+        assert {"anonymizer.pt", "frames.png", "config.json"} <= files
+        assert len(c.get_metric_history(dst.info.run_id, "train/L_A")) == 2
+    finally:
+        server.stop()
+    # The space module is honoured by --list-spaces too, and a bad one is a clear error.
+    r = subprocess.run(
+        [sys.executable, "-m", "study.launch", "--space-module", "my_spaces", "--list-spaces"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "inert_pair" in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "study.launch", "--space-module", "no_such_mod", "--list-spaces"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "--space-module no_such_mod" in r.stderr

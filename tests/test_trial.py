@@ -41,6 +41,34 @@ def test_trials_reuse_shared_stages_and_are_seeded(tiny_cfg):
         run_trial(dataclasses.replace(tiny_cfg, size=64), data=data, shared=shared)
 
 
+def test_trials_with_an_inert_penalty_compute_the_same_result(tiny_cfg):
+    """lambda = 0 at any B, and B = 1 at any lambda, give bit-identical trials: the premise of
+    study.reuse, which shares one result between them."""
+    from trainables.data import load_data
+    from trainables.trial import penalty_is_inert, result_key
+
+    data = load_data(tiny_cfg)
+    shared = compute_shared(tiny_cfg, data, log=lambda m: None)
+    cfgs = [
+        dataclasses.replace(tiny_cfg, B=0.0, lam=0.0),
+        dataclasses.replace(tiny_cfg, B=1.0, lam=5.0),
+    ]
+    assert all(penalty_is_inert(c) for c in cfgs)
+    assert result_key(cfgs[0]) == result_key(cfgs[1])
+    a, b = (run_trial(c, data=data, shared=shared, log=lambda m: None) for c in cfgs)
+    assert a.summary() | {"seconds": 0} == b.summary() | {"seconds": 0}
+
+    # Same curves, but for the L_penalty diagnostic, which is measured against each one's B.
+    def strip(history):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "L_penalty")} for r in history]
+
+    assert strip(a.history) == strip(b.history)
+    assert a.history[0]["L_penalty"] > 0 and b.history[0]["L_penalty"] == 0
+    # An active penalty is a different trial.
+    active = dataclasses.replace(tiny_cfg, B=0.0, lam=5.0)
+    assert not penalty_is_inert(active) and result_key(active) != result_key(cfgs[0])
+
+
 def test_resume_from_a_snapshot_gives_the_uninterrupted_result(tiny_cfg, tmp_path):
     from trainables.data import load_data
 
