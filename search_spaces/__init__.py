@@ -77,10 +77,7 @@ def penalty_grid() -> SearchSpace:
     return SearchSpace(
         "penalty_grid",
         "the full grid of bound B and penalty weight lambda",
-        # Ray expands the first axis fastest. lambda first keeps the trials with an inert
-        # penalty (lambda = 0, or B = 1) apart, so all but the first take its stored result
-        # (study.reuse) instead of running alongside it.
-        grid={"lam": PAPER_LAMS, "B": PAPER_BS},
+        grid={"B": PAPER_BS, "lam": PAPER_LAMS},
     )
 
 

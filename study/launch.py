@@ -65,13 +65,41 @@ def plan_study(study: StudyConfig) -> StudyPlan:
         keys = list(space.grid)
         for values in itertools.product(*space.grid.values()):
             points.append(dict(zip(keys, values, strict=True)))
+    from trainables.datasets.sources import ROOT_ENV
+
+    for k, env in ROOT_ENV.items():  # record the roots the environment gives as params
+        if k not in base and os.environ.get(env):
+            base[k] = os.environ[env]
     trials = []
     for seed in range(study.seeds):
         for p in points:
             cfg = from_dict({**base, **space.fixed, **p, "seed": seed})
             validate(cfg)
             trials.append(cfg)
+    _check_inputs(trials)
     return StudyPlan(study=study, space=space, base=base, trials=trials)
+
+
+def _check_inputs(trials: list[Any]) -> None:
+    """Read the split files of real datasets and load local weights once per distinct setting,
+    so that a missing video or weights that do not fit fail before any server starts."""
+    from trainables.datasets.layouts import DatasetError
+    from trainables.datasets.protocols import PROTOCOLS, check_protocol
+    from trainables.trial import check_pretrained, init_key
+    from trainables.weights import WeightsError
+
+    seen: set[str] = set()
+    for cfg in trials:
+        key = init_key(cfg)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            if cfg.dataset in PROTOCOLS:
+                check_protocol(cfg.dataset, cfg)
+            check_pretrained(cfg)
+        except (DatasetError, WeightsError) as e:
+            raise ValueError(str(e)) from e
 
 
 def param_space(plan: StudyPlan) -> dict[str, Any]:

@@ -6,6 +6,8 @@ computes exactly what every other such trial with the same remaining config comp
 ``STUDY/shared/results/KEY.pt``; a later trial with the same ``result_key`` takes it from there
 instead of training again, and its MLflow run says so (tag ``reused_from``). Two equivalent
 trials that run at the same time both compute; the file is written atomically either way.
+Ray expands a grid in sorted key order, B fastest, so in ``penalty_grid`` the first two trials
+(lambda = 0, B = 0 and 0.3) both compute and the other nine take the stored result.
 """
 
 from __future__ import annotations

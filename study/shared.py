@@ -50,7 +50,7 @@ def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, o
     need_raw = not raw_path(root, cfg).exists()
     if not (need_init or need_raw):
         return done | {"computed": False}
-    data = load_data(cfg)
+    data = load_data(cfg, log)
     if need_init:
         init = compute_init(cfg, data, log)
         _atomic(

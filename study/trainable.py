@@ -90,7 +90,7 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
             with ckpt.as_directory() as d:
                 resume = torch.load(Path(d) / "state.pt", weights_only=True)
             c.set_tag(run_id, "resumed_from_epoch", str(resume["epoch"]))
-        data = load_data(cfg)
+        data = load_data(cfg, log)
         stored = load_result(Path(ctx.root), cfg) if ctx.reuse and resume is None else None
         if stored is not None:
             log(f"reusing the result of equivalent trial {stored.source_trial} (inert penalty)")

@@ -75,6 +75,30 @@ class TrialConfig:
     eval_lr_privacy: float = _f(2e-3, "learning rate of f_B'")
     eval_batch_size: int = _f(32, "batch size of f_T' and f_B' training")
     max_steps_per_epoch: int = _f(0, "cap on batches per epoch in every stage (0 = no cap)")
+    augment: str = _f(
+        "light",
+        "training augmentation: 'light' (flip, crop, brightness) or 'paper' (adds colour jitter "
+        "and random erasing)",
+    )
+    # Real datasets (see trainables/datasets): roots default to the environment variables
+    # UCF101_ROOT, HMDB51_ROOT, PAHMDB_ROOT, VISPR_ROOT, VPUCF_ROOT and VPHMDB_ROOT.
+    ucf101_root: str = _f("", "UCF101 root (UCF-101/ and ucfTrainTestlist/)")
+    hmdb51_root: str = _f("", "HMDB51 root (<class>/<video>.avi and the split files)")
+    pahmdb_root: str = _f("", "PA-HMDB51 root (PrivacyAttributes/<class>.json)")
+    vispr_root: str = _f("", "VISPR root (images/<split>/ and annos/<split>/)")
+    vpucf_root: str = _f("", "VP-UCF root (annotations.csv)")
+    vphmdb_root: str = _f("", "VP-HMDB root (annotations.csv)")
+    split: int = _f(1, "official split of UCF101/HMDB51 (1-3)")
+    crop: float = _f(0.8, "fraction of the frame each clip crops before resizing")
+    test_clips: int = _f(5, "evenly spaced clips per test video (Top-1 averages their softmax)")
+    workers: int = _f(2, "DataLoader workers decoding real videos")
+    anon_weights: str = _f(
+        "", "local file of identity-trained f_A weights (skips the identity initialisation)"
+    )
+    action_weights: str = _f(
+        "", "local file of Kinetics-400 weights for f_T (and f_T' when it is the same model)"
+    )
+    privacy_weights: str = _f("", "local file of SimCLR self-supervised weights for f_B")
     amp: bool = _f(False, "bf16 autocast on CUDA")
     device: str = _f("auto", "'auto', 'cpu' or 'cuda[:N]'")
 
@@ -130,6 +154,8 @@ SCALES: dict[str, dict[str, Any]] = {
         eval_lr_action=1e-4,
         eval_lr_privacy=1e-3,
         eval_batch_size=16,
+        augment="paper",
+        workers=8,
         amp=True,
         n_action_train=9537,
         n_action_test=3783,
@@ -251,6 +277,16 @@ def validate(cfg: TrialConfig) -> None:
             1 <= cfg.frame_gap < cfg.frames,
             f"--frame-gap must be in [1, frames-1] = [1, {cfg.frames - 1}], got {cfg.frame_gap}",
         )
+    from trainables.augment import POLICIES
+
+    check(
+        cfg.augment in POLICIES,
+        f"--augment must be one of {', '.join(POLICIES)}, got {cfg.augment!r}",
+    )
+    check(cfg.split in (1, 2, 3), f"--split must be 1, 2 or 3, got {cfg.split}")
+    check(0 < cfg.crop <= 1, f"--crop must lie in (0, 1], got {cfg.crop}")
+    check(cfg.test_clips >= 1, f"--test-clips must be >= 1, got {cfg.test_clips}")
+    check(cfg.workers >= 0, f"--workers must be >= 0, got {cfg.workers}")
     check(
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
         f"--device must be auto, cpu or cuda[:N], got {cfg.device!r}",
@@ -264,6 +300,15 @@ def validate(cfg: TrialConfig) -> None:
             f"samples per set needs about {need / 2**30:.1f} GiB to render (limit "
             f"{SYNTHETIC_RENDER_LIMIT / 2**30:.0f} GiB); lower --size, --frames or the --n-* "
             f"sizes (the paper scale is meant for real datasets)",
+        )
+    from pathlib import Path
+
+    for name in ("anon_weights", "action_weights", "privacy_weights"):
+        value = getattr(cfg, name)
+        check(
+            not value or Path(value).is_file(),
+            f"--{name.replace('_', '-')}: {value} does not exist (weights are never downloaded; "
+            "give a local file)",
         )
     if errors:
         raise ConfigError("invalid trial config:\n  - " + "\n  - ".join(errors))

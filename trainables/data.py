@@ -6,8 +6,8 @@ samples with multi-label attributes, and which privacy set the evaluation scores
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -43,10 +43,34 @@ class TrialData:
     privacy_eval: str = "images"
     #: Label of each action class after a horizontal flip; None when flips keep labels.
     hflip_labels: tuple[int, ...] | None = None
+    #: The sets f_T' trains and is scored on, when not the game's action sets (cross-dataset
+    #: protocols, e.g. HMDB51 train / PA-HMDB test).
+    eval_action: tuple[ClipSet, ClipSet] | None = None
+    #: The sets f_B' trains and is scored on (images or clips with attributes), when not the
+    #: ones ``privacy_eval`` names.
+    eval_privacy: tuple[ClipSet | ImageSet, ClipSet | ImageSet] | None = None
+    #: f_T''s classes, when its dataset is not the game's (e.g. UCF101 -> HMDB51).
+    eval_actions: tuple[str, ...] | None = None
+    #: Files that failed to decode and were left out, one message each.
+    skipped: list[str] = field(default_factory=list)
+
+    def action_eval_sets(self) -> tuple[ClipSet, ClipSet]:
+        return self.eval_action or (self.action_train, self.action_test)
+
+    def privacy_eval_sets(self) -> tuple[ClipSet | ImageSet, ClipSet | ImageSet]:
+        if self.eval_privacy is not None:
+            return self.eval_privacy
+        if self.privacy_eval == "clips":
+            return self.action_train, self.action_test
+        return self.privacy_train, self.privacy_test
 
     @property
     def num_classes(self) -> int:
         return len(self.actions)
+
+    @property
+    def eval_num_classes(self) -> int:
+        return len(self.eval_actions or self.actions)
 
     @property
     def num_attributes(self) -> int:
@@ -94,9 +118,34 @@ def synthetic_vp(cfg: TrialConfig) -> TrialData:
     return data
 
 
-def load_data(cfg: TrialConfig) -> TrialData:
-    """Load the dataset named by ``cfg.dataset``."""
-    return DATASETS.build(cfg.dataset, cfg=cfg)
+def _register_protocols() -> None:
+    from trainables.datasets.protocols import PROTOCOLS, build_protocol
+
+    def builder(name: str):  # type: ignore[no-untyped-def]
+        return lambda cfg, log=print: build_protocol(name, cfg, log)
+
+    for name, proto in PROTOCOLS.items():
+        DATASETS.register(name, f"paper protocol ({proto.description})")(builder(name))
+
+
+_register_protocols()
+
+
+def load_data(cfg: TrialConfig, log: Callable[[str], None] | None = None) -> TrialData:
+    """Load the dataset or protocol named by ``cfg.dataset``."""
+    if cfg.dataset.startswith("synthetic"):
+        return DATASETS.build(cfg.dataset, cfg=cfg)
+    return DATASETS.build(cfg.dataset, cfg=cfg, log=log or print)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trainables.datasets.check import main as check_main
+
+    return check_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 
 def flip_label_tensor(data: TrialData) -> torch.Tensor | None:

@@ -19,6 +19,7 @@ from trainables.augment import augment_images
 from trainables.config import TrialConfig
 from trainables.data import TrialData, batches, flip_label_tensor, to_float
 from trainables.privacy_models import build_privacy_model
+from trainables.synthetic import ClipSet, ImageSet
 from trainables.train import Log, Runtime, check_finite, fit_action_classifier
 
 
@@ -39,7 +40,7 @@ class EvalResult:
 def anonymize_set(
     anon: nn.Module, x: torch.Tensor, masks: torch.Tensor | None, rt: Runtime, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Anonymize uint8 samples batch by batch. Returns uint8 outputs (on the CPU) and each
+    """Anonymize uint8 samples batch by batch. Returns uint8 outputs (on the device of ``x``) and each
     sample's RMS(x - f_A(x)) on [0, 1] pixels."""
     anon.eval()
     outs, rms = [], []
@@ -49,7 +50,7 @@ def anonymize_set(
         with rt.autocast():
             yb = anon(xb, mb).float().clamp(0, 1)
         rms.append(losses.rms_per_sample(xb, yb).cpu())
-        outs.append(yb.mul(255).round().to(torch.uint8).cpu())
+        outs.append(yb.mul(255).round().to(torch.uint8).to(x.device))  # stays where x is
     return torch.cat(outs), torch.cat(rms)
 
 
@@ -63,11 +64,18 @@ def train_action_target(
     rt: Runtime,
     log: Log,
     flip_labels: torch.Tensor | None = None,
+    test_video: torch.Tensor | None = None,
 ) -> float:
-    """Train a fresh f_T' and return its Top-1 on the test clips."""
+    """Train a fresh f_T' and return its Top-1 on the test clips (on the test videos, averaging
+    the softmax over each video's clips, when ``test_video`` says which clip is whose)."""
     model = build_action_model(
         cfg.target_action_model, num_classes=num_classes, frames=cfg.frames, size=cfg.size
-    ).to(rt.device)
+    )
+    if cfg.action_weights and cfg.target_action_model == cfg.action_model:
+        from trainables.weights import load_weights
+
+        load_weights(model, cfg.action_weights, "f_T' (" + cfg.target_action_model + ")", log)
+    model = model.to(rt.device)
     fit_action_classifier(
         model,
         train_x,
@@ -86,6 +94,8 @@ def train_action_target(
     with torch.no_grad(), rt.autocast():
         for idx in batches(len(test_x), cfg.eval_batch_size, None):
             logits.append(model(to_float(test_x[idx], rt.device)).float().cpu())
+    if test_video is not None:
+        return metrics.video_top1(torch.cat(logits), test_y, test_video)
     return metrics.top1(torch.cat(logits), test_y)
 
 
@@ -111,7 +121,8 @@ def train_privacy_target(
     """
     model = build_privacy_model(
         cfg.target_privacy_model, head="multilabel", num_outputs=train_a.shape[1]
-    ).to(rt.device)
+    )
+    rt.place(model, image_net=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.eval_lr_privacy)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.eval_privacy_epochs)
     clips = train_x.dim() == 5
@@ -128,7 +139,7 @@ def train_privacy_target(
                 max_batches=cfg.max_steps_per_epoch,
             )
         ):
-            xb = augment_images(to_float(epoch_x[idx], rt.device), rt.gen)
+            xb = augment_images(to_float(epoch_x[idx], rt.device), rt.gen, policy=cfg.augment)
             with rt.autocast():
                 loss = losses.multilabel_bce(model(xb), train_a[idx].to(rt.device))
             check_finite("BCE of f_B'", loss, "evaluation", epoch, step)
@@ -157,35 +168,42 @@ def train_privacy_target(
     return metrics.cmap(scores, test_a), metrics.mean_f1(scores, test_a), ap.tolist()
 
 
+def _pixels(s: ClipSet | ImageSet) -> torch.Tensor:
+    return s.clips if isinstance(s, ClipSet) else s.images
+
+
 def evaluate(
     anon: nn.Module, data: TrialData, cfg: TrialConfig, rt: Runtime, log: Log, label: str = ""
 ) -> EvalResult:
     """The full evaluation of one anonymizer with fresh target models."""
     t0 = time.time()
     bs = max(cfg.eval_batch_size, cfg.batch_size)
-    a_tr, _ = anonymize_set(anon, data.action_train.clips, data.action_train.masks, rt, bs)
-    a_te, rms = anonymize_set(anon, data.action_test.clips, data.action_test.masks, rt, bs)
+    act_tr, act_te = data.action_eval_sets()
+    a_tr, _ = anonymize_set(anon, act_tr.clips, act_tr.masks, rt, bs)
+    a_te, rms = anonymize_set(anon, act_te.clips, act_te.masks, rt, bs)
     log(f"[eval{label}] anonymized action sets; mean RMS on test = {rms.mean():.4f}")
     top1 = train_action_target(
         a_tr,
-        data.action_train.labels,
+        act_tr.labels,
         a_te,
-        data.action_test.labels,
-        data.num_classes,
+        act_te.labels,
+        data.eval_num_classes,
         cfg,
         rt,
         log,
         flip_label_tensor(data),
+        test_video=act_te.video,
     )
     log(f"[eval{label}] action Top-1 = {top1:.4f}")
-    if data.privacy_eval == "clips":
+    priv_tr, priv_te = data.privacy_eval_sets()
+    if priv_tr is act_tr and priv_te is act_te:
         p_tr, p_te = a_tr, a_te
-        at_tr, at_te = data.action_train.attributes, data.action_test.attributes
     else:
-        p_tr, _ = anonymize_set(anon, data.privacy_train.images, data.privacy_train.masks, rt, bs)
-        p_te, _ = anonymize_set(anon, data.privacy_test.images, data.privacy_test.masks, rt, bs)
-        at_tr, at_te = data.privacy_train.attributes, data.privacy_test.attributes
-    cmap, f1, ap = train_privacy_target(p_tr, at_tr, p_te, at_te, cfg, rt, log)
+        p_tr, _ = anonymize_set(anon, _pixels(priv_tr), priv_tr.masks, rt, bs)
+        p_te, _ = anonymize_set(anon, _pixels(priv_te), priv_te.masks, rt, bs)
+    cmap, f1, ap = train_privacy_target(
+        p_tr, priv_tr.attributes, p_te, priv_te.attributes, cfg, rt, log
+    )
     log(f"[eval{label}] privacy cMAP = {cmap:.4f}, F1 = {f1:.4f}")
     return EvalResult(
         top1=top1, cmap=cmap, f1=f1, rms=float(rms.mean()), ap=ap, seconds=time.time() - t0

@@ -12,6 +12,21 @@ def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(dim=1) == labels).float().mean())
 
 
+def video_top1(logits: torch.Tensor, labels: torch.Tensor, video: torch.Tensor) -> float:
+    """Top-1 over videos: the softmax averaged over each video's clips (rows with the same
+    ``video`` id, which must share a label), as the reference evaluates test videos."""
+    if len(labels) == 0:
+        raise ValueError("video_top1 of an empty set")
+    ids, inverse = torch.unique(video, return_inverse=True)
+    probs = torch.zeros(len(ids), logits.shape[1], dtype=torch.float64)
+    probs.index_add_(0, inverse, torch.softmax(logits.double(), dim=1))
+    vid_labels = torch.full((len(ids),), -1, dtype=labels.dtype)
+    vid_labels[inverse] = labels
+    if not torch.equal(vid_labels[inverse], labels):
+        raise ValueError("clips of one video carry different labels")
+    return float((probs.argmax(dim=1) == vid_labels).float().mean())
+
+
 def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-column average precision (A,), as ``sklearn.metrics.average_precision_score``.
 

@@ -81,7 +81,10 @@ class ClipSet:
     clips: torch.Tensor
     labels: torch.Tensor
     attributes: torch.Tensor
-    masks: torch.Tensor
+    masks: torch.Tensor | None = None
+    #: Which video each clip was cut from, when a test video gives several clips (Top-1 then
+    #: averages the softmax over a video's clips); None: one clip per video.
+    video: torch.Tensor | None = None
 
 
 @dataclass
@@ -90,7 +93,7 @@ class ImageSet:
 
     images: torch.Tensor
     attributes: torch.Tensor
-    masks: torch.Tensor
+    masks: torch.Tensor | None = None
 
 
 @dataclass

@@ -34,6 +34,7 @@ from trainables.train import (
     pretrain_action,
     pretrain_privacy,
     resolve_device,
+    stage_data,
 )
 
 # Config fields that determine the raw-data reference evaluation.
@@ -58,6 +59,17 @@ RAW_FIELDS = (
     "eval_batch_size",
     "max_steps_per_epoch",
     "amp",
+    "augment",
+    "ucf101_root",
+    "hmdb51_root",
+    "pahmdb_root",
+    "vispr_root",
+    "vpucf_root",
+    "vphmdb_root",
+    "split",
+    "crop",
+    "test_clips",
+    "action_weights",
 )
 # ... and those that determine the initial f_A, f_T and f_B. B, lambda, the seed and the
 # game's learning rates appear in neither.
@@ -73,6 +85,8 @@ INIT_FIELDS = RAW_FIELDS + (
     "positives",
     "frame_gap",
     "temperature",
+    "anon_weights",
+    "privacy_weights",
 )
 
 
@@ -115,7 +129,8 @@ def result_key(cfg: TrialConfig) -> str:
     """A short hash of everything a trial's result depends on. Trials whose penalty is inert
     share one key (B and lambda drop out), so a study computes their common result once."""
     d = cfg.to_dict()
-    d.pop("device")
+    for k in ("device", "workers"):  # where and how fast, not what
+        d.pop(k)
     if penalty_is_inert(cfg):
         d["B"], d["lam"] = "inert", "inert"
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -194,7 +209,7 @@ def build_models(
     )
     f_b = build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128)
     f_t_eval = build_action_model(
-        cfg.target_action_model, num_classes=data.num_classes, frames=cfg.frames, size=cfg.size
+        cfg.target_action_model, num_classes=data.eval_num_classes, frames=cfg.frames, size=cfg.size
     )
     _check_geometry(
         cfg,
@@ -209,6 +224,36 @@ def build_models(
             f"anonymizer {cfg.anonymizer} needs actor masks, and dataset {cfg.dataset} has none"
         )
     return anon, f_t, f_b
+
+
+def load_pretrained(
+    cfg: TrialConfig,
+    anon: Anonymizer,
+    f_t: torch.nn.Module,
+    f_b: torch.nn.Module,
+    log: Log = print,
+) -> None:
+    """Load the configured local weights into f_A, f_T and f_B."""
+    from trainables.weights import load_weights
+
+    if cfg.anon_weights and anon.trainable:
+        load_weights(anon, cfg.anon_weights, "f_A (" + cfg.anonymizer + ")", log)
+    if cfg.action_weights:
+        load_weights(f_t, cfg.action_weights, "f_T (" + cfg.action_model + ")", log)
+    if cfg.privacy_weights:
+        load_weights(f_b, cfg.privacy_weights, "f_B (" + cfg.privacy_model + ")", log)
+
+
+def check_pretrained(cfg: TrialConfig) -> None:
+    """Build the models with a placeholder class count and load the configured weights, so
+    that weights which do not fit fail before any data is decoded (the heads are replaced
+    anyway)."""
+    if not (cfg.anon_weights or cfg.action_weights or cfg.privacy_weights):
+        return
+    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
+    f_t = build_action_model(cfg.action_model, num_classes=2, frames=cfg.frames, size=cfg.size)
+    f_b = build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128)
+    load_pretrained(cfg, anon, f_t, f_b, log=lambda m: None)
 
 
 @dataclass
@@ -246,11 +291,18 @@ def compute_init(cfg: TrialConfig, data: TrialData, log: Log = print) -> InitSta
     anon, f_t, f_b = build_models(cfg, data)
     if not anon.trainable:
         return InitStages(key=init_key(cfg))
-    anon.to(rt.device)
-    f_t.to(rt.device)
-    f_b.to(rt.device)
+    load_pretrained(cfg, anon, f_t, f_b, log)
+    rt.place(anon, image_net=True)
+    rt.place(f_t)
+    rt.place(f_b, image_net=True)
+    data = stage_data(data, rt.device)
+    if cfg.anon_weights:
+        log(f"[identity] skipped: f_A starts from {cfg.anon_weights}")
+        identity: list[float] = []
+    else:
+        identity = identity_init(anon, data, cfg, rt, log)
     history = {
-        "identity_l1": identity_init(anon, data, cfg, rt, log),
+        "identity_l1": identity,
         "warm_action_ce": pretrain_action(f_t, data, cfg, rt, log),
         "warm_privacy_ntxent": pretrain_privacy(f_b, data, cfg, rt, log),
     }
@@ -268,6 +320,7 @@ def compute_raw(cfg: TrialConfig, data: TrialData, log: Log = print) -> EvalResu
     """The raw-data reference: the evaluation of the identity anonymizer."""
     rt = _runtime(cfg, cfg.data_seed + 1)
     log("[raw] evaluating the raw-data reference (identity anonymizer)")
+    data = stage_data(data, rt.device)
     return evaluate(build_anonymizer("identity").to(rt.device), data, cfg, rt, log, label=" raw")
 
 
@@ -304,15 +357,18 @@ def run_trial(
     """
     t0 = time.time()
     validate(cfg)
+    if shared is None:
+        check_pretrained(cfg)
     if data is None:
         log(f"[data] building {cfg.dataset} ({cfg.size}px, {cfg.frames} frames)")
-        data = load_data(cfg)
+        data = load_data(cfg, log)
     if shared is None:
         shared = compute_shared(cfg, data, log)
     elif shared.key != shared_key(cfg):
         raise ValueError("the shared stages were computed for another data/backbone config")
 
     rt = _runtime(cfg, cfg.seed)
+    data = stage_data(data, rt.device)
     anon, f_t, f_b = build_models(cfg, data)
     history: list[dict[str, float]] = []
     if anon.trainable:
@@ -320,9 +376,9 @@ def run_trial(
         anon.load_state_dict(copy.deepcopy(start.get("anon", shared.init.anon)))
         f_t.load_state_dict(copy.deepcopy(start.get("action", shared.init.action)))
         f_b.load_state_dict(copy.deepcopy(start.get("privacy", shared.init.privacy)))
-        anon.to(rt.device)
-        f_t.to(rt.device)
-        f_b.to(rt.device)
+        rt.place(anon, image_net=True)
+        rt.place(f_t)
+        rt.place(f_b, image_net=True)
         opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
         if resume:
             for k, opt in opts.items():
@@ -363,7 +419,7 @@ def run_trial(
             optimizers=opts,
         )
     else:
-        anon.to(rt.device)
+        rt.place(anon, image_net=True)
         log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")
     res = evaluate(anon, data, cfg, rt, log)
     return TrialResult(

@@ -1,0 +1,151 @@
+"""``python -m study.bench --scale paper``: how fast one trial computes on this device.
+
+Prints three figures, each on its own line and then together as one JSON object:
+
+- the clips/s of one minimax step (f_A, f_T and f_B forward and backward, both steps) at the
+  scale's models, geometry and batch sizes, on random inputs;
+- the clips/s of data loading alone: decoding, clip sampling, crop and resize of videos written
+  for the purpose (320x240, 64 frames, like UCF101's) in DataLoader workers;
+- peak memory: the GPU's peak allocation on CUDA, the process's peak RSS otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_step(cfg: Any, steps: int, warmup: int, log: Any) -> dict[str, float]:
+    """Seconds and clips/s of ``steps`` minimax steps after ``warmup`` untimed ones."""
+    import torch
+
+    from trainables.action_models import build_action_model
+    from trainables.anonymizers import build_anonymizer
+    from trainables.privacy_models import build_privacy_model
+    from trainables.train import Runtime, make_minimax_optimizers, minimax_step, resolve_device
+
+    device = resolve_device(cfg.device)
+    rt = Runtime(device=device, amp=cfg.amp, gen=torch.Generator().manual_seed(0))
+    anon = rt.place(build_anonymizer(cfg.anonymizer, cfg.anon_encoder), image_net=True)
+    f_t = rt.place(
+        build_action_model(cfg.action_model, num_classes=101, frames=cfg.frames, size=cfg.size)
+    )
+    f_b = rt.place(
+        build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128), image_net=True
+    )
+    opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
+    x = torch.rand(cfg.batch_size, 3, cfg.frames, cfg.size, cfg.size, device=device)
+    y = torch.randint(0, 101, (cfg.batch_size,), device=device)
+    v1 = torch.rand(cfg.privacy_batch_size, 3, cfg.size, cfg.size, device=device)
+    v2 = torch.rand_like(v1)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for i in range(warmup):
+        minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts)
+        log(f"[bench] warm-up step {i + 1}/{warmup}")
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts)
+        log(f"[bench] timed step {i + 1}/{steps}")
+    _sync(device)
+    sec = (time.perf_counter() - t0) / steps
+    out = {"step_seconds": sec, "step_clips_per_s": cfg.batch_size / sec}
+    if device.type == "cuda":
+        out["peak_gpu_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return out
+
+
+def bench_loading(cfg: Any, videos: int, workers: int, log: Any) -> dict[str, float]:
+    """Clips/s of decoding + sampling training clips from freshly written AVI videos."""
+    from trainables.datasets.encode import write_video
+    from trainables.datasets.layouts import Sample
+    from trainables.datasets.loading import ClipSpec, load_clips
+
+    with tempfile.TemporaryDirectory() as d:
+        samples = []
+        for i in range(videos):
+            path = Path(d) / f"v{i}.avi"
+            write_video(path, frames=64, h=240, w=320, seed=i)
+            samples.append(Sample(path, 0))
+        spec = ClipSpec(cfg.frames, cfg.skip, cfg.size, cfg.crop, cfg.test_clips)
+        t0 = time.perf_counter()
+        loaded = load_clips(
+            samples, spec, train=True, seed=0, workers=workers, what="bench", log=lambda m: None
+        )
+        sec = time.perf_counter() - t0
+    log(f"[bench] decoded {len(loaded.kept)} clips in {sec:.2f}s with {workers} workers")
+    return {"load_clips_per_s": len(loaded.kept) / sec, "load_workers": workers}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--scale", default="paper", help="smoke, default or paper")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--steps", type=int, default=0, help="timed steps (0: 5 on CUDA, 1 on CPU)")
+    p.add_argument("--warmup", type=int, default=-1, help="untimed steps (-1: 2 on CUDA, 0 CPU)")
+    p.add_argument("--videos", type=int, default=16, help="videos decoded by the loading bench")
+    p.add_argument("--workers", type=int, default=-1, help="loading workers (-1: the scale's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="trial config override, e.g. --set batch_size=4")  # fmt: skip
+    args = p.parse_args(argv)
+
+    import torch
+
+    from trainables.config import config_for, from_dict, validate
+    from trainables.train import resolve_device
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        overrides = dict(item.split("=", 1) for item in args.set)
+        cfg = from_dict({**config_for(args.scale).to_dict(), **overrides, "scale": args.scale})
+        cfg = from_dict({**cfg.to_dict(), "device": args.device})
+        validate(cfg)
+        device = resolve_device(cfg.device)
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cuda = device.type == "cuda"
+    steps = args.steps or (5 if cuda else 1)
+    warmup = args.warmup if args.warmup >= 0 else (2 if cuda else 0)
+    workers = args.workers if args.workers >= 0 else cfg.workers
+    name = (
+        torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    log(
+        f"[bench] {args.scale} on {name}: {cfg.anonymizer}/{cfg.anon_encoder}, {cfg.action_model}, "
+        f"{cfg.privacy_model}; {cfg.batch_size} clips of {cfg.frames}x{cfg.size}px + "
+        f"{cfg.privacy_batch_size} privacy pairs per step; amp={cfg.amp and cuda}"
+    )
+    result: dict[str, Any] = {"scale": args.scale, "device": name}
+    result.update(bench_step(cfg, steps, warmup, log))
+    result.update(bench_loading(cfg, args.videos, workers, log))
+    result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"minimax step: {result['step_clips_per_s']:.2f} clips/s ({result['step_seconds']:.3f} s/step)"
+    )
+    print(f"data loading: {result['load_clips_per_s']:.1f} clips/s ({workers} workers)")
+    if cuda:
+        print(f"peak GPU memory: {result['peak_gpu_gib']:.2f} GiB")
+    print(f"peak host RSS: {result['peak_rss_gib']:.2f} GiB")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

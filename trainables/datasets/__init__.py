@@ -1,0 +1,1 @@
+"""Real datasets: official layouts, decoding, clip sampling and the paper's protocols."""

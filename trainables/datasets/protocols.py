@@ -1,0 +1,263 @@
+"""The paper's evaluation protocols by name, built into :class:`~trainables.data.TrialData`.
+
+A protocol names what the minimax game trains on (action videos and privacy images) and what the
+fresh evaluation models train and are scored on (``(dataset, part)`` pairs). Known-attribute
+protocols score privacy on the attributes the game's privacy data carries; novel ones on
+attributes or videos the game never saw.
+
+| protocol | game: action + privacy | f_T' train / test | f_B' train / test |
+| --- | --- | --- | --- |
+| ucf101-vispr1 | UCF101 + VISPR1 | UCF101 | VISPR1 images |
+| hmdb51-vispr1-pahmdb | HMDB51 + VISPR1 | HMDB51 train / PA-HMDB test | PA-HMDB clips |
+| vphmdb-vispr1 | VP-HMDB + VISPR1 | VP-HMDB | VP-HMDB clips |
+| ucf101-hmdb51 (novel) | UCF101 + VISPR1 | HMDB51 | PA-HMDB clips |
+| vispr1-vispr2 (novel) | UCF101 + VISPR1 | UCF101 | VISPR2 images |
+| vphmdb-vpucf (novel) | VP-HMDB + VISPR1 | VP-UCF | VP-UCF clips |
+
+Sizes: ``n_action_train`` / ``n_action_test`` / ``n_privacy_train`` / ``n_privacy_test`` cap
+each set (a seeded subsample); the decoded clips live in memory, so the memory they need is
+checked against what is free before anything is decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+import torch
+
+from trainables.datasets.layouts import DatasetError, Sample, Split
+from trainables.datasets.loading import ClipSpec, Loaded, clip_bytes, load_clips, load_images
+from trainables.datasets.sources import check_roots, read_source, resolve_roots
+from trainables.synthetic import ClipSet, ImageSet
+
+Part = tuple[str, str]  # (dataset, "train" | "test")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    action: str
+    privacy: str
+    eval_action: tuple[Part, Part]
+    eval_privacy: tuple[Part, Part]
+    novel: bool = False
+
+
+def _p(
+    name: str, desc: str, action: str, ea: tuple[Part, Part], ep: tuple[Part, Part], **kw: bool
+) -> Protocol:  # noqa: E501
+    return Protocol(name, desc, action, "vispr1", ea, ep, **kw)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        _p(
+            "ucf101-vispr1",
+            "known: UCF101 actions, VISPR1 attributes",
+            "ucf101",
+            (("ucf101", "train"), ("ucf101", "test")),
+            (("vispr1", "train"), ("vispr1", "test")),
+        ),
+        _p(
+            "hmdb51-vispr1-pahmdb",
+            "known: HMDB51 + VISPR1, scored on PA-HMDB",
+            "hmdb51",
+            (("hmdb51", "train"), ("pa-hmdb", "test")),
+            (("pa-hmdb", "train"), ("pa-hmdb", "test")),
+        ),
+        _p(
+            "vphmdb-vispr1",
+            "known: VP-HMDB + VISPR1, scored on VP-HMDB",
+            "vp-hmdb",
+            (("vp-hmdb", "train"), ("vp-hmdb", "test")),
+            (("vp-hmdb", "train"), ("vp-hmdb", "test")),
+        ),
+        _p(
+            "ucf101-hmdb51",
+            "novel: trained on UCF101, scored on HMDB51 / PA-HMDB",
+            "ucf101",
+            (("hmdb51", "train"), ("hmdb51", "test")),
+            (("pa-hmdb", "train"), ("pa-hmdb", "test")),
+            novel=True,
+        ),
+        _p(
+            "vispr1-vispr2",
+            "novel: trained on VISPR1 attributes, scored on VISPR2's",
+            "ucf101",
+            (("ucf101", "train"), ("ucf101", "test")),
+            (("vispr2", "train"), ("vispr2", "test")),
+            novel=True,
+        ),
+        _p(
+            "vphmdb-vpucf",
+            "novel: trained on VP-HMDB, scored on VP-UCF",
+            "vp-hmdb",
+            (("vp-ucf", "train"), ("vp-ucf", "test")),
+            (("vp-ucf", "train"), ("vp-ucf", "test")),
+            novel=True,
+        ),
+    )
+}
+
+Log = Callable[[str], None]
+
+
+def _subsample(samples: list[Sample], n: int, seed: int) -> list[Sample]:
+    if n <= 0 or n >= len(samples):
+        return samples
+    keep = np.sort(np.random.default_rng(seed).permutation(len(samples))[:n])
+    return [samples[i] for i in keep]
+
+
+class _Builder:
+    """Reads each dataset once and decodes each (dataset, part) once per protocol."""
+
+    def __init__(self, cfg, log: Log) -> None:  # type: ignore[no-untyped-def]
+        self.cfg, self.log = cfg, log
+        self.splits: dict[str, Split] = {}
+        self.decoded: dict[tuple[str, str, bool], tuple[Loaded, list[Sample]]] = {}
+        self.spec = ClipSpec(cfg.frames, cfg.skip, cfg.size, cfg.crop, cfg.test_clips)
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            self.splits[name] = read_source(name, self.cfg)
+        return self.splits[name]
+
+    def samples(self, part: Part, images: bool) -> list[Sample]:
+        name, side = part
+        samples = getattr(self.split(name), side)
+        if not samples:
+            raise DatasetError(f"{name} has no {side} samples in split {self.cfg.split}")
+        c = self.cfg
+        if images:
+            n = c.n_privacy_train if side == "train" else c.n_privacy_test
+        else:
+            n = c.n_action_train if side == "train" else c.n_action_test
+        return _subsample(samples, n, c.data_seed)
+
+    def needed_bytes(self, parts: list[tuple[Part, bool]]) -> int:
+        total = 0
+        for part, images in set(parts):
+            n = len(self.samples(part, images))
+            if images:
+                total += n * 3 * self.cfg.size**2
+            elif part[1] == "train":
+                total += clip_bytes(n, 0, self.spec)
+            else:
+                total += clip_bytes(0, n, self.spec)
+        return total
+
+    def load(self, part: Part, images: bool) -> tuple[Loaded, list[Sample]]:
+        key = (part[0], part[1], images)
+        if key not in self.decoded:
+            samples = self.samples(part, images)
+            what = f"{part[0]} {part[1]}"
+            w = self.cfg.workers
+            if images:
+                loaded = load_images(samples, self.cfg.size, workers=w, what=what, log=self.log)
+            else:
+                loaded = load_clips(
+                    samples,
+                    self.spec,
+                    train=part[1] == "train",
+                    seed=self.cfg.data_seed,
+                    workers=w,
+                    what=what,
+                    log=self.log,
+                )
+            self.decoded[key] = (loaded, samples)
+        return self.decoded[key]
+
+    def clipset(self, part: Part) -> ClipSet:
+        loaded, samples = self.load(part, images=False)
+        kept = [samples[i] for i in loaded.kept]
+        per_video = loaded.video
+        labels = torch.tensor([kept[v].label for v in per_video.tolist()], dtype=torch.long)
+        attrs = torch.tensor(
+            [list(kept[v].attributes) for v in per_video.tolist()], dtype=torch.float32
+        ).reshape(len(per_video), -1)
+        multi = len(per_video) != len(kept)
+        return ClipSet(loaded.pixels, labels, attrs, None, per_video if multi else None)
+
+    def imageset(self, part: Part) -> ImageSet:
+        loaded, samples = self.load(part, images=True)
+        attrs = torch.tensor(
+            [list(samples[i].attributes) for i in loaded.kept], dtype=torch.float32
+        )
+        return ImageSet(loaded.pixels, attrs, None)
+
+    def skipped(self) -> list[str]:
+        return [m for loaded, _ in self.decoded.values() for m in loaded.skipped]
+
+
+def _is_images(name: str) -> bool:
+    return name.startswith("vispr")
+
+
+def _check(name: str, b: _Builder) -> int:
+    """Read every split and annotation file the protocol needs, check that every file they
+    name exists and that the decoded sets fit in memory; return the bytes they need."""
+    proto = PROTOCOLS[name]
+    cfg = b.cfg
+    used = [proto.action, proto.privacy] + [p[0] for p in proto.eval_action + proto.eval_privacy]
+    check_roots(cfg, used, f"protocol {name}")
+    game = [((proto.action, "train"), False), ((proto.action, "test"), False)]
+    game += [((proto.privacy, "train"), True), ((proto.privacy, "test"), True)]
+    ev = [(p, False) for p in proto.eval_action]
+    ev += [(p, _is_images(p[0])) for p in proto.eval_privacy]
+    need = b.needed_bytes(game + ev)
+    free = psutil.virtual_memory().available
+    if need > 0.8 * free:
+        raise DatasetError(
+            f"protocol {name} at --size {cfg.size} --frames {cfg.frames} --test-clips "
+            f"{cfg.test_clips} needs {need / 2**30:.1f} GiB of decoded clips in memory, and "
+            f"{free / 2**30:.1f} GiB is free; lower --size, --frames or --test-clips, or cap "
+            f"the sets with --n-action-train/--n-action-test/--n-privacy-train/--n-privacy-test"
+        )
+    return need
+
+
+def check_protocol(name: str, cfg) -> int:  # type: ignore[no-untyped-def]
+    """What :func:`build_protocol` checks before decoding, without decoding anything."""
+    return _check(name, _Builder(resolve_roots(cfg), lambda m: None))
+
+
+def build_protocol(name: str, cfg, log: Log = print):  # type: ignore[no-untyped-def]
+    """Read, check and decode everything protocol ``name`` needs into a TrialData."""
+    from trainables.data import TrialData
+
+    proto = PROTOCOLS[name]
+    cfg = resolve_roots(cfg)
+    b = _Builder(cfg, log)
+    need = _check(name, b)
+    log(f"[data] {name}: decoding about {need / 2**30:.2f} GiB of clips and images")
+    action = b.split(proto.action)
+    eval_action_split = b.split(proto.eval_action[1][0])
+    a_tr, a_te = b.clipset((proto.action, "train")), b.clipset((proto.action, "test"))
+    p_tr, p_te = b.imageset((proto.privacy, "train")), b.imageset((proto.privacy, "test"))
+    ea = (b.clipset(proto.eval_action[0]), b.clipset(proto.eval_action[1]))
+    ep = tuple(b.imageset(p) if _is_images(p[0]) else b.clipset(p) for p in proto.eval_privacy)
+    attributes = b.split(proto.eval_privacy[0][0]).attributes
+    same_classes = eval_action_split.classes == action.classes
+    data = TrialData(
+        a_tr,
+        a_te,
+        p_tr,
+        p_te,
+        action.classes,
+        attributes,
+        privacy_eval="images" if _is_images(proto.eval_privacy[0][0]) else "clips",
+        hflip_labels=None,
+        eval_action=ea,
+        eval_privacy=(ep[0], ep[1]),
+        skipped=b.skipped(),
+        eval_actions=None if same_classes else eval_action_split.classes,
+    )
+    if data.skipped:
+        log(f"[data] {len(data.skipped)} files failed to decode and were left out")
+    return data
