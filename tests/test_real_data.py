@@ -114,6 +114,8 @@ def test_each_protocol_builds_its_sets(roots, name):
     assert len(data.privacy_train.images) == COUNTS["vispr1"][0]
     assert ep_tr.attributes.shape[1] == ep_te.attributes.shape[1] == data.num_attributes
     assert data.skipped == []
+    if proto.eval_action == proto.eval_privacy:  # one set serves f_T' and f_B': decoded once
+        assert ea_tr is ep_tr and ea_te is ep_te
 
 
 def test_a_broken_video_is_skipped_counted_and_reported(roots, tmp_path):
@@ -237,7 +239,7 @@ def test_the_benchmark_prints_its_figures():
     assert "minimax step:" in r.stdout and "data loading:" in r.stdout
 
 
-def test_the_trial_command_names_every_missing_root(monkeypatch):
+def test_the_trial_command_names_every_missing_root():
     env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_ROOT")}
     r = subprocess.run(
         [sys.executable, "-m", "trainables.run", "--dataset", "hmdb51-vispr1-pahmdb"],

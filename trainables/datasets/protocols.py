@@ -121,6 +121,7 @@ class _Builder:
         self.cfg, self.log = cfg, log
         self.splits: dict[str, Split] = {}
         self.decoded: dict[tuple[str, str, bool], tuple[Loaded, list[Sample]]] = {}
+        self.clipsets: dict[Part, ClipSet] = {}
         self.spec = ClipSpec(cfg.frames, cfg.skip, cfg.size, cfg.crop, cfg.test_clips)
 
     def split(self, name: str) -> Split:
@@ -174,6 +175,13 @@ class _Builder:
         return self.decoded[key]
 
     def clipset(self, part: Part) -> ClipSet:
+        """The clips of ``part``; the same object each time, so that the evaluation
+        anonymizes a set that serves f_T' and f_B' once."""
+        if part not in self.clipsets:
+            self.clipsets[part] = self._clipset(part)
+        return self.clipsets[part]
+
+    def _clipset(self, part: Part) -> ClipSet:
         loaded, samples = self.load(part, images=False)
         kept = [samples[i] for i in loaded.kept]
         per_video = loaded.video
