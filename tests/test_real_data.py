@@ -16,7 +16,7 @@ import torch
 from tests.conftest import TINY
 from tests.real_fixtures import COUNTS, make_all
 from trainables.config import ConfigError, config_for
-from trainables.datasets.decode import clip_indices, crop_resize, sample_clips, test_starts
+from trainables.datasets.decode import clip_indices, crop_resize, evenly_spaced_starts, sample_clips
 from trainables.datasets.layouts import DatasetError
 from trainables.datasets.protocols import PROTOCOLS
 from trainables.datasets.sources import read_source
@@ -64,7 +64,7 @@ def test_attribute_labels_follow_the_annotations(roots):
 def test_clip_sampling_follows_the_paper():
     assert clip_indices(100, 4, 4, 10) == [10, 14, 18, 22]
     assert clip_indices(5, 4, 2, 0) == [0, 2, 4, 1]  # a short video loops
-    assert test_starts(100, 4, 4, 3) == [0, 44, 87]
+    assert evenly_spaced_starts(100, 4, 4, 3) == [0, 44, 87]
     video = np.zeros((30, 40, 60, 3), dtype=np.uint8)
     video[:, 20, 30] = 255
     out = crop_resize(video[:4], 16, 0.8, None)

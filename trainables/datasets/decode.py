@@ -78,7 +78,7 @@ def random_start(n_frames: int, frames: int, skip: int, rng: np.random.Generator
     return int(rng.integers(0, max(n_frames - span, 0) + 1))
 
 
-def test_starts(n_frames: int, frames: int, skip: int, clips: int) -> list[int]:
+def evenly_spaced_starts(n_frames: int, frames: int, skip: int, clips: int) -> list[int]:
     """``clips`` evenly spaced starts over the video (the same start repeated when short)."""
     span = (frames - 1) * skip + 1
     last = max(n_frames - span, 0)
@@ -125,7 +125,7 @@ def sample_clips(
         starts = [random_start(n, frames, skip, rng)]
         offset: tuple[float, float] | None = (float(rng.random()), float(rng.random()))
     else:
-        starts = test_starts(n, frames, skip, clips)
+        starts = evenly_spaced_starts(n, frames, skip, clips)
         offset = None
     out = [crop_resize(video[clip_indices(n, frames, skip, s)], size, crop, offset) for s in starts]
     return torch.stack(out)
