@@ -9,16 +9,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-HOVER = [
-    "B",
-    "lam",
-    "anonymizer",
-    "anon_encoder",
-    "action_model",
-    "privacy_model",
-    "seed",
-    "run_id",
-]
+#: The config columns a reader compares trials by.
+CONFIG_COLUMNS = ("B", "lam", "anonymizer", "anon_encoder", "action_model", "privacy_model", "seed")
+HOVER = [*CONFIG_COLUMNS, "run_id"]
 LEARNED_MARKER = dict(size=9, color="#1f77b4")
 
 

@@ -107,23 +107,7 @@ def write_report(df: pd.DataFrame, out: Path, title: str, png: bool = True) -> l
         figs["lambda_ablation"] = plots.metric_lines(
             at03, "lam", "Metrics against λ at B = 0.3 (Table 3)"
         )
-    cols = [
-        c
-        for c in (
-            "B",
-            "lam",
-            "anonymizer",
-            "anon_encoder",
-            "action_model",
-            "privacy_model",
-            "seed",
-            "rms",
-            "top1",
-            "cmap",
-            "f1",
-        )
-        if c in t
-    ]
+    cols = [c for c in (*plots.CONFIG_COLUMNS, "rms", "top1", "cmap", "f1") if c in t]
     figs["parallel"] = plots.parallel_coordinates(t, cols)
     order = "start_time" if "start_time" in t else None
     figs["hypervolume"] = plots.hypervolume_plot(hypervolume_curve(t, order=order))

@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         overrides = dict(item.split("=", 1) for item in args.set)
-        cfg = from_dict({**config_for(args.scale).to_dict(), **overrides, "scale": args.scale})
-        cfg = from_dict({**cfg.to_dict(), "device": args.device})
+        base = config_for(args.scale).to_dict()
+        cfg = from_dict({**base, **overrides, "scale": args.scale, "device": args.device})
         # The bench draws random inputs: the dataset sizes do not matter (and the synthetic
         # benchmark's render limit must not refuse the paper's geometry).
         sizes = ("n_action_train", "n_action_test", "n_privacy_train", "n_privacy_test")

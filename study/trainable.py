@@ -129,7 +129,6 @@ def _train(
     from ray import tune
 
     from study import tracking
-    from study.artifacts import write_trial_files
     from study.reuse import save_result
     from study.shared import load_shared
     from trainables.trial import run_trial
@@ -145,16 +144,7 @@ def _train(
 
     result = run_trial(cfg, data=data, shared=shared, on_epoch=on_epoch, resume=resume, log=log)
     final = {k: float(getattr(result, k)) for k in FINAL_METRICS}
-    tracking.log_metrics(
-        c,
-        run_id,
-        {**final, **{f"ap/{a}": v for a, v in zip(data.attributes, result.ap, strict=True)}},
-        step=cfg.minimax_epochs,
-    )
-    if result.anonymizer is not None:
-        with tempfile.TemporaryDirectory() as d:
-            for path in write_trial_files(Path(d), result.anonymizer, data, cfg.to_dict()):
-                c.log_artifact(run_id, str(path))
+    _log_outcome(c, run_id, cfg, data, final, result.ap, result.anonymizer)
     if ctx.reuse:
         save_result(Path(ctx.root), cfg, result, trial_id, run_id)
     return final
@@ -170,7 +160,6 @@ def _log_stored(
     diagnostic that depends on B (the penalty is weighted by lambda = 0 when inert): it is left
     out when the source ran at another B."""
     from study import tracking
-    from study.artifacts import write_trial_files
     from trainables.anonymizers import build_anonymizer
 
     for epoch, row in enumerate(stored.history, start=1):
@@ -180,13 +169,30 @@ def _log_stored(
         tracking.log_metrics(c, run_id, named, step=epoch)
     final = {k: float(stored.summary[k]) for k in FINAL_METRICS if k != "seconds"}
     final["seconds"] = seconds
-    aps = {f"ap/{a}": v for a, v in zip(data.attributes, stored.ap, strict=True)}
-    tracking.log_metrics(c, run_id, {**final, **aps}, step=cfg.minimax_epochs)
     anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
     anon.load_state_dict(stored.anon_state)
-    with tempfile.TemporaryDirectory() as d:
-        for path in write_trial_files(Path(d), anon, data, cfg.to_dict()):
-            c.log_artifact(run_id, str(path))
+    _log_outcome(c, run_id, cfg, data, final, stored.ap, anon)
     c.set_tag(run_id, "reused_from", stored.source_trial)
     c.set_tag(run_id, "reused_from_run", stored.source_run)
     return final
+
+
+def _log_outcome(
+    c: Any,
+    run_id: str,
+    cfg: TrialConfig,
+    data: TrialData,
+    final: dict[str, float],
+    ap: list[float],
+    anonymizer: Any,
+) -> None:
+    """Log a trial's final metrics, per-attribute AP and artifacts to its run."""
+    from study import tracking
+    from study.artifacts import write_trial_files
+
+    aps = {f"ap/{a}": v for a, v in zip(data.attributes, ap, strict=True)}
+    tracking.log_metrics(c, run_id, {**final, **aps}, step=cfg.minimax_epochs)
+    if anonymizer is not None:
+        with tempfile.TemporaryDirectory() as d:
+            for path in write_trial_files(Path(d), anonymizer, data, cfg.to_dict()):
+                c.log_artifact(run_id, str(path))

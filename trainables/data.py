@@ -93,7 +93,7 @@ def _synthetic_spec(cfg: TrialConfig) -> SyntheticSpec:
 
 
 @DATASETS.register("synthetic", "built-in benchmark; privacy scored on the privacy image set")
-def synthetic(cfg: TrialConfig) -> TrialData:
+def synthetic(cfg: TrialConfig, log: Callable[[str], None] = print) -> TrialData:
     b = make_benchmark(_synthetic_spec(cfg))
     return TrialData(
         b.action_train,
@@ -112,8 +112,8 @@ def synthetic(cfg: TrialConfig) -> TrialData:
     "built-in benchmark; privacy scored on the action clips' "
     "attribute labels (same-dataset, like VP-HMDB)",
 )
-def synthetic_vp(cfg: TrialConfig) -> TrialData:
-    data = synthetic(cfg)
+def synthetic_vp(cfg: TrialConfig, log: Callable[[str], None] = print) -> TrialData:
+    data = synthetic(cfg, log)
     data.privacy_eval = "clips"
     return data
 
@@ -133,8 +133,6 @@ _register_protocols()
 
 def load_data(cfg: TrialConfig, log: Callable[[str], None] | None = None) -> TrialData:
     """Load the dataset or protocol named by ``cfg.dataset``."""
-    if cfg.dataset.startswith("synthetic"):
-        return DATASETS.build(cfg.dataset, cfg=cfg)
     return DATASETS.build(cfg.dataset, cfg=cfg, log=log or print)
 
 
