@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from trainables.data import TrialData, to_float
+from trainables.pixels import take
 
 
 def frame_grid(raw: torch.Tensor, anonymized: torch.Tensor, scale: int = 4) -> np.ndarray:
@@ -39,8 +40,13 @@ def write_trial_files(
     """Write anonymizer.pt (state dict), frames.png and config.json into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     anonymizer.eval()
-    clips = to_float(data.action_test.clips[:n_clips], torch.device("cpu"))
-    masks = data.action_test.masks[:n_clips] if data.action_test.masks is not None else None
+    video = data.action_test.video  # several clips per test video: show one of each
+    if video is None:
+        rows = torch.arange(min(n_clips, len(data.action_test.clips)))
+    else:
+        rows = torch.nonzero(torch.diff(video, prepend=video[:1] - 1)).flatten()[:n_clips]
+    clips = to_float(take(data.action_test.clips, rows), torch.device("cpu"))
+    masks = data.action_test.masks[rows] if data.action_test.masks is not None else None
     anon = anonymizer(clips, masks).float()
     png = out / "frames.png"
     Image.fromarray(frame_grid(clips, anon)).save(png)

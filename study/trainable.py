@@ -191,7 +191,11 @@ def _log_outcome(
     from study.artifacts import write_trial_files
 
     aps = {f"ap/{a}": v for a, v in zip(data.attributes, ap, strict=True)}
+    skipped = data.skipped_files()
+    final = {**final, "skipped_files": float(len(skipped))}
     tracking.log_metrics(c, run_id, {**final, **aps}, step=cfg.minimax_epochs)
+    if skipped:
+        c.log_text(run_id, "\n".join(skipped) + "\n", "skipped_files.txt")
     if anonymizer is not None:
         with tempfile.TemporaryDirectory() as d:
             for path in write_trial_files(Path(d), anonymizer, data, cfg.to_dict()):

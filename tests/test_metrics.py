@@ -38,3 +38,24 @@ def test_cmap_perfect_and_undefined():
     assert metrics.cmap(y.clone(), y) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="no attribute"):
         metrics.cmap(torch.rand(3, 2), torch.zeros(3, 2))
+
+
+def test_video_top1_averages_the_softmax_of_each_videos_clips():
+    # Video 0: one confident wrong clip, two mildly right ones -> wrong; video 1: right.
+    logits = torch.tensor([[5.0, 0.0], [0.0, 0.5], [0.0, 0.5], [0.0, 3.0]])
+    labels = torch.tensor([1, 1, 1, 1])
+    video = torch.tensor([0, 0, 0, 1])
+    assert metrics.top1(logits, labels) == pytest.approx(0.75)
+    assert metrics.video_top1(logits, labels, video) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="different labels"):
+        metrics.video_top1(logits, torch.tensor([0, 1, 1, 1]), video)
+
+
+def test_per_video_scores_average_a_videos_clips():
+    scores = torch.tensor([[0.9, 0.1], [0.5, 0.3], [0.2, 0.8]])
+    targets = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    s, t = metrics.per_video(scores, targets, torch.tensor([4, 4, 7]))
+    assert torch.allclose(s, torch.tensor([[0.7, 0.2], [0.2, 0.8]]))
+    assert torch.equal(t, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="different attributes"):
+        metrics.per_video(scores, torch.eye(3)[:, :2], torch.tensor([4, 4, 7]))

@@ -32,7 +32,7 @@ def roots(tmp_path_factory):
 
 def _cfg(roots, dataset, **kw):
     values = {**TINY, "frames": 4, "skip": 2, "test_clips": 2, "workers": 0, **kw}
-    return config_for("smoke", dataset=dataset, **roots.config(), **values)
+    return config_for("smoke", dataset=dataset, **{**roots.config(), **values})
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
@@ -118,12 +118,13 @@ def test_each_protocol_builds_its_sets(roots, name):
         assert ea_tr is ep_tr and ea_te is ep_te
 
 
-def test_a_broken_video_is_skipped_counted_and_reported(roots, tmp_path):
+@pytest.mark.parametrize("clip_store", ["stream", "memory"])
+def test_a_broken_video_is_skipped_counted_and_reported(roots, tmp_path, clip_store):
     ucf = tmp_path / "ucf"
     shutil.copytree(roots.ucf101, ucf)
     bad = ucf / "UCF-101" / "CliffDiving" / "v_CliffDiving_g01_c01.avi"
     bad.write_bytes(b"this is not a video")
-    cfg = dataclasses.replace(_cfg(roots, "ucf101-vispr1"), ucf101_root=str(ucf))
+    cfg = _cfg(roots, "ucf101-vispr1", ucf101_root=str(ucf), clip_store=clip_store)
     from trainables.data import load_data
 
     logs: list[str] = []

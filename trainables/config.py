@@ -92,6 +92,13 @@ class TrialConfig:
     crop: float = _f(0.8, "fraction of the frame each clip crops before resizing")
     test_clips: int = _f(5, "evenly spaced clips per test video (Top-1 averages their softmax)")
     workers: int = _f(2, "DataLoader workers decoding real videos")
+    clip_store: str = _f(
+        "stream",
+        "how real videos become clips: 'stream' (decoded batch by batch in persistent DataLoader "
+        "workers, a fresh random clip of each training video every epoch; memory does not grow "
+        "with the dataset) or 'memory' (decoded once before training, one random clip per "
+        "training video; faster for small subsets)",
+    )
     anon_weights: str = _f(
         "", "local file of identity-trained f_A weights (skips the identity initialisation)"
     )
@@ -165,6 +172,7 @@ SCALES: dict[str, dict[str, Any]] = {
 }
 
 POSITIVES = ("augment", "frames")
+CLIP_STORES = ("stream", "memory")
 
 
 def config_for(scale: str = "smoke", **overrides: Any) -> TrialConfig:
@@ -287,6 +295,10 @@ def validate(cfg: TrialConfig) -> None:
     check(0 < cfg.crop <= 1, f"--crop must lie in (0, 1], got {cfg.crop}")
     check(cfg.test_clips >= 1, f"--test-clips must be >= 1, got {cfg.test_clips}")
     check(cfg.workers >= 0, f"--workers must be >= 0, got {cfg.workers}")
+    check(
+        cfg.clip_store in CLIP_STORES,
+        f"--clip-store must be one of {', '.join(CLIP_STORES)}, got {cfg.clip_store!r}",
+    )
     check(
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
         f"--device must be auto, cpu or cuda[:N], got {cfg.device!r}",

@@ -1,7 +1,9 @@
-"""Trial data: the registry of datasets/protocols and the in-memory tensors one trial uses.
+"""Trial data: the registry of datasets/protocols and the sets one trial uses.
 
 A dataset builder turns a TrialConfig into :class:`TrialData`: action clips with labels, privacy
-samples with multi-label attributes, and which privacy set the evaluation scores.
+samples with multi-label attributes, and which privacy set the evaluation scores. Pixels are
+uint8 tensors in memory, or for real videos streams decoded on demand (see
+:mod:`trainables.pixels`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ class TrialData:
     eval_actions: tuple[str, ...] | None = None
     #: Files that failed to decode and were left out, one message each.
     skipped: list[str] = field(default_factory=list)
+
+    def skipped_files(self) -> list[str]:
+        """Every file left out, one message each: those that failed when the sets were built,
+        then those that failed while a streamed set was read."""
+        from trainables.datasets.stream import ClipStream
+
+        out = list(self.skipped)
+        sets = [self.action_train, self.action_test]
+        sets += list(self.eval_action or ()) + list(self.eval_privacy or ())
+        streams = {id(s.clips): s.clips for s in sets if isinstance(s, ClipSet)}
+        for px in streams.values():
+            if isinstance(px, ClipStream):
+                out += list(px.failed.values())
+        return out
 
     def action_eval_sets(self) -> tuple[ClipSet, ClipSet]:
         return self.eval_action or (self.action_train, self.action_test)

@@ -1,8 +1,11 @@
 """Evaluation with fresh target models (Algorithm 1, step 4).
 
-f_A* anonymizes every set once; a fresh f_T' is trained on the anonymized action train set and
+f_A* anonymizes every set (once into memory for in-memory sets; batch by batch as they are
+decoded for streamed ones); a fresh f_T' is trained on the anonymized action train set and
 scored by Top-1 on the anonymized action test set; a fresh f_B' is trained with BCE on the
 anonymized privacy train set and scored by cMAP and F1 on the anonymized privacy test set.
+Test videos with several clips are scored per video: f_T' averages the softmax of a video's
+clips, f_B' its attribute probabilities.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from trainables.action_models import build_action_model
 from trainables.augment import augment_images
 from trainables.config import TrialConfig
 from trainables.data import TrialData, batches, flip_label_tensor, to_float
+from trainables.datasets.stream import ClipStream
+from trainables.pixels import Anonymized, Pixels, fetch
 from trainables.privacy_models import build_privacy_model
 from trainables.synthetic import ClipSet, ImageSet
-from trainables.train import Log, Runtime, check_finite, fit_action_classifier
+from trainables.train import Log, Runtime, check_finite, fit_action_classifier, shuffled
 
 
 @dataclass
@@ -38,11 +43,15 @@ class EvalResult:
 
 @torch.no_grad()
 def anonymize_set(
-    anon: nn.Module, x: torch.Tensor, masks: torch.Tensor | None, rt: Runtime, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    anon: nn.Module, x: Pixels, masks: torch.Tensor | None, rt: Runtime, batch_size: int
+) -> tuple[Pixels, torch.Tensor | None]:
     """Anonymize uint8 samples batch by batch. Returns uint8 outputs (on the device of ``x``) and each
-    sample's RMS(x - f_A(x)) on [0, 1] pixels."""
+    sample's RMS(x - f_A(x)) on [0, 1] pixels. A stream is not decoded here: it comes back as
+    an :class:`Anonymized` view, whose RMS is recorded when it is read (None here)."""
     anon.eval()
+    if isinstance(x, ClipStream):
+        return Anonymized(x, anon, rt.autocast), None
+    assert isinstance(x, torch.Tensor)
     outs, rms = [], []
     for idx in batches(len(x), batch_size, None):
         xb = to_float(x[idx], rt.device)
@@ -55,9 +64,9 @@ def anonymize_set(
 
 
 def train_action_target(
-    train_x: torch.Tensor,
+    train_x: Pixels,
     train_y: torch.Tensor,
-    test_x: torch.Tensor,
+    test_x: Pixels,
     test_y: torch.Tensor,
     num_classes: int,
     cfg: TrialConfig,
@@ -90,34 +99,32 @@ def train_action_target(
         flip_labels=flip_labels,
     )
     model.eval()
-    logits = []
+    logits, rows = [], []
     with torch.no_grad(), rt.autocast():
-        for idx in batches(len(test_x), cfg.eval_batch_size, None):
-            logits.append(model(to_float(test_x[idx], rt.device)).float().cpu())
+        for idx, x in fetch(test_x, batches(len(test_x), cfg.eval_batch_size, None), rt.device):
+            logits.append(model(x).float().cpu())
+            rows.append(idx)
+    seen = torch.cat(rows)
     if test_video is not None:
-        return metrics.video_top1(torch.cat(logits), test_y, test_video)
-    return metrics.top1(torch.cat(logits), test_y)
-
-
-def _frames_of(clips: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One random frame of each clip (N, C, T, H, W) -> (N, C, H, W)."""
-    t = torch.randint(0, clips.shape[2], (len(clips),), generator=gen)
-    return clips[torch.arange(len(clips)), :, t]
+        return metrics.video_top1(torch.cat(logits), test_y[seen], test_video[seen])
+    return metrics.top1(torch.cat(logits), test_y[seen])
 
 
 def train_privacy_target(
-    train_x: torch.Tensor,
+    train_x: Pixels,
     train_a: torch.Tensor,
-    test_x: torch.Tensor,
+    test_x: Pixels,
     test_a: torch.Tensor,
     cfg: TrialConfig,
     rt: Runtime,
     log: Log,
+    test_video: torch.Tensor | None = None,
 ) -> tuple[float, float, list[float]]:
     """Train a fresh f_B' with BCE; return cMAP, mean F1 at probability 0.5, per-attribute AP.
 
     Inputs are images (N, C, H, W) or clips (N, C, T, H, W); clips train on one random frame
-    per clip and epoch and are scored by the mean probability over their frames.
+    per clip and epoch and are scored by the mean probability over their frames (and over a
+    video's clips, when ``test_video`` says which clip is whose).
     """
     model = build_privacy_model(
         cfg.target_privacy_model, head="multilabel", num_outputs=train_a.shape[1]
@@ -128,18 +135,12 @@ def train_privacy_target(
     clips = train_x.dim() == 5
     for epoch in range(1, cfg.eval_privacy_epochs + 1):
         model.train()
-        epoch_x = _frames_of(train_x, rt.gen) if clips else train_x
         vals = []
-        for step, idx in enumerate(
-            batches(
-                len(epoch_x),
-                cfg.eval_batch_size,
-                rt.gen,
-                drop_last=True,
-                max_batches=cfg.max_steps_per_epoch,
-            )
+        frame_gen = rt.gen if clips else None
+        for step, (idx, xb) in enumerate(
+            shuffled(train_x, cfg.eval_batch_size, cfg, rt, epoch, frame_gen=frame_gen)
         ):
-            xb = augment_images(to_float(epoch_x[idx], rt.device), rt.gen, policy=cfg.augment)
+            xb = augment_images(xb, rt.gen, policy=cfg.augment)
             with rt.autocast():
                 loss = losses.multilabel_bce(model(xb), train_a[idx].to(rt.device))
             check_finite("BCE of f_B'", loss, "evaluation", epoch, step)
@@ -152,10 +153,10 @@ def train_privacy_target(
             f"  [eval f_B'] epoch {epoch}/{cfg.eval_privacy_epochs} bce={sum(vals) / len(vals):.3f}"
         )
     model.eval()
-    probs = []
+    probs, rows = [], []
     with torch.no_grad(), rt.autocast():
-        for idx in batches(len(test_x), cfg.eval_batch_size, None):
-            xb = to_float(test_x[idx], rt.device)
+        for idx, xb in fetch(test_x, batches(len(test_x), cfg.eval_batch_size, None), rt.device):
+            rows.append(idx)
             if clips:
                 n, c, t, h, w = xb.shape
                 frames = xb.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
@@ -163,12 +164,15 @@ def train_privacy_target(
             else:
                 p = torch.sigmoid(model(xb).float())
             probs.append(p.cpu())
-    scores = torch.cat(probs)
-    ap = metrics.average_precision(scores, test_a)
-    return metrics.cmap(scores, test_a), metrics.mean_f1(scores, test_a), ap.tolist()
+    seen = torch.cat(rows)
+    scores, targets = torch.cat(probs), test_a[seen]
+    if test_video is not None:
+        scores, targets = metrics.per_video(scores, targets, test_video[seen])
+    ap = metrics.average_precision(scores, targets)
+    return metrics.cmap(scores, targets), metrics.mean_f1(scores, targets), ap.tolist()
 
 
-def _pixels(s: ClipSet | ImageSet) -> torch.Tensor:
+def _pixels(s: ClipSet | ImageSet) -> Pixels:
     return s.clips if isinstance(s, ClipSet) else s.images
 
 
@@ -180,8 +184,9 @@ def evaluate(
     bs = max(cfg.eval_batch_size, cfg.batch_size)
     act_tr, act_te = data.action_eval_sets()
     a_tr, _ = anonymize_set(anon, act_tr.clips, act_tr.masks, rt, bs)
-    a_te, rms = anonymize_set(anon, act_te.clips, act_te.masks, rt, bs)
-    log(f"[eval{label}] anonymized action sets; mean RMS on test = {rms.mean():.4f}")
+    a_te, rms_te = anonymize_set(anon, act_te.clips, act_te.masks, rt, bs)
+    if rms_te is not None:
+        log(f"[eval{label}] anonymized the action sets into memory")
     top1 = train_action_target(
         a_tr,
         act_tr.labels,
@@ -194,7 +199,8 @@ def evaluate(
         flip_label_tensor(data),
         test_video=act_te.video,
     )
-    log(f"[eval{label}] action Top-1 = {top1:.4f}")
+    rms = float(rms_te.mean()) if rms_te is not None else a_te.mean_rms()  # type: ignore[union-attr]
+    log(f"[eval{label}] action Top-1 = {top1:.4f}; mean RMS on test = {rms:.4f}")
     priv_tr, priv_te = data.privacy_eval_sets()
     if priv_tr is act_tr and priv_te is act_te:
         p_tr, p_te = a_tr, a_te
@@ -202,9 +208,14 @@ def evaluate(
         p_tr, _ = anonymize_set(anon, _pixels(priv_tr), priv_tr.masks, rt, bs)
         p_te, _ = anonymize_set(anon, _pixels(priv_te), priv_te.masks, rt, bs)
     cmap, f1, ap = train_privacy_target(
-        p_tr, priv_tr.attributes, p_te, priv_te.attributes, cfg, rt, log
+        p_tr,
+        priv_tr.attributes,
+        p_te,
+        priv_te.attributes,
+        cfg,
+        rt,
+        log,
+        test_video=priv_te.video if isinstance(priv_te, ClipSet) else None,
     )
     log(f"[eval{label}] privacy cMAP = {cmap:.4f}, F1 = {f1:.4f}")
-    return EvalResult(
-        top1=top1, cmap=cmap, f1=f1, rms=float(rms.mean()), ap=ap, seconds=time.time() - t0
-    )
+    return EvalResult(top1=top1, cmap=cmap, f1=f1, rms=rms, ap=ap, seconds=time.time() - t0)

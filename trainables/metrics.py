@@ -27,6 +27,25 @@ def video_top1(logits: torch.Tensor, labels: torch.Tensor, video: torch.Tensor) 
     return float((probs.argmax(dim=1) == vid_labels).float().mean())
 
 
+def per_video(
+    scores: torch.Tensor, targets: torch.Tensor, video: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-clip attribute scores (N, A) and targets (N, A) -> per-video ones (V, A): a video's
+    score is the mean over its clips (rows with the same ``video`` id, which must share their
+    targets), ordered by video id."""
+    if len(scores) == 0:
+        raise ValueError("per_video of an empty set")
+    ids, inverse = torch.unique(video, return_inverse=True)
+    sums = torch.zeros(len(ids), scores.shape[1], dtype=torch.float64)
+    sums.index_add_(0, inverse, scores.double())
+    counts = torch.bincount(inverse, minlength=len(ids)).double().unsqueeze(1)
+    vid_targets = torch.zeros(len(ids), targets.shape[1], dtype=targets.dtype)
+    vid_targets[inverse] = targets
+    if not torch.equal(vid_targets[inverse], targets):
+        raise ValueError("clips of one video carry different attributes")
+    return (sums / counts).to(scores.dtype), vid_targets
+
+
 def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-column average precision (A,), as ``sklearn.metrics.average_precision_score``.
 

@@ -30,9 +30,13 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from trainables.datasets.stream import ClipStream
 
 ACTIONS: tuple[str, ...] = (
     "move_right",
@@ -76,9 +80,12 @@ class SyntheticSpec:
 
 @dataclass
 class ClipSet:
-    """Clips (N, C, T, H, W) uint8, action labels (N,), attributes (N, A) float, masks (N, T, H, W) bool."""
+    """Clips (N, C, T, H, W) uint8, action labels (N,), attributes (N, A) float, masks (N, T, H, W) bool.
 
-    clips: torch.Tensor
+    ``clips`` is a tensor, or for real videos a :class:`~trainables.datasets.stream.ClipStream`
+    that decodes rows on demand (read it through :func:`trainables.pixels.fetch`)."""
+
+    clips: torch.Tensor | ClipStream
     labels: torch.Tensor
     attributes: torch.Tensor
     masks: torch.Tensor | None = None

@@ -4,7 +4,7 @@ and the minimax game."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +16,7 @@ from trainables import losses
 from trainables.augment import augment_clips, augment_images
 from trainables.config import TrialConfig
 from trainables.data import TrialData, batches, flip_label_tensor, to_float
+from trainables.pixels import Pixels, fetch, take
 
 Log = Callable[[str], None]
 
@@ -129,7 +130,7 @@ def privacy_views(
         clips = data.action_train.clips
         idx = idx % len(clips)
         t = torch.randint(0, cfg.frames - cfg.frame_gap, (len(idx),), generator=rt.gen)
-        sel = clips[idx]
+        sel = take(clips, idx)
         ar = torch.arange(len(idx))
         v1, v2 = sel[ar, :, t], sel[ar, :, t + cfg.frame_gap]
         return to_float(v1, rt.device), to_float(v2, rt.device)
@@ -144,6 +145,24 @@ def _n_privacy(data: TrialData, cfg: TrialConfig) -> int:
         if cfg.positives == "frames"
         else len(data.privacy_train.images)
     )
+
+
+def shuffled(
+    px: Pixels,
+    batch_size: int,
+    cfg: TrialConfig,
+    rt: Runtime,
+    epoch: int,
+    *,
+    drop_last: bool = True,
+    frame_gen: torch.Generator | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One training epoch over ``px``: (rows, pixels on the device) in a random order drawn
+    from ``rt.gen``, capped at ``cfg.max_steps_per_epoch`` batches."""
+    order = batches(
+        len(px), batch_size, rt.gen, drop_last=drop_last, max_batches=cfg.max_steps_per_epoch
+    )
+    return fetch(px, order, rt.device, epoch=epoch, frame_gen=frame_gen)
 
 
 def _mean(xs: list[float]) -> float:
@@ -162,19 +181,13 @@ def identity_init(
     for epoch in range(1, cfg.identity_epochs + 1):
         t0, vals = time.time(), []
         pb = batches(n_priv, cfg.privacy_batch_size, rt.gen)
-        for step, idx in enumerate(
-            batches(
-                len(data.action_train.clips),
-                cfg.batch_size,
-                rt.gen,
-                max_batches=cfg.max_steps_per_epoch,
-            )
+        for step, (_, x) in enumerate(
+            shuffled(data.action_train.clips, cfg.batch_size, cfg, rt, epoch, drop_last=False)
         ):
             pidx = next(pb, None)
             if pidx is None:
                 pb = batches(n_priv, cfg.privacy_batch_size, rt.gen)
                 pidx = next(pb)
-            x = to_float(data.action_train.clips[idx], rt.device)
             p = to_float(data.privacy_train.images[pidx], rt.device)
             with rt.autocast():
                 loss = losses.l1_reconstruction(anon(x), x) + losses.l1_reconstruction(anon(p), p)
@@ -194,7 +207,7 @@ def identity_init(
 
 def fit_action_classifier(
     model: nn.Module,
-    clips: torch.Tensor,
+    clips: Pixels,
     labels: torch.Tensor,
     *,
     epochs: int,
@@ -214,13 +227,9 @@ def fit_action_classifier(
     for epoch in range(1, epochs + 1):
         model.train()
         t0, vals = time.time(), []
-        for step, idx in enumerate(
-            batches(
-                len(clips), batch_size, rt.gen, drop_last=True, max_batches=cfg.max_steps_per_epoch
-            )
-        ):
+        for step, (idx, x) in enumerate(shuffled(clips, batch_size, cfg, rt, epoch)):
             x, y = augment_clips(
-                to_float(clips[idx], rt.device),
+                x,
                 labels[idx].to(rt.device),
                 rt.gen,
                 flip_labels=flip_labels,
@@ -332,20 +341,13 @@ def minimax(
             )
         }
         pb = batches(n_priv, cfg.privacy_batch_size, rt.gen, drop_last=True)
-        for step, idx in enumerate(
-            batches(
-                len(data.action_train.clips),
-                cfg.batch_size,
-                rt.gen,
-                drop_last=True,
-                max_batches=cfg.max_steps_per_epoch,
-            )
+        for step, (idx, x) in enumerate(
+            shuffled(data.action_train.clips, cfg.batch_size, cfg, rt, epoch)
         ):
             pidx = next(pb, None)
             if pidx is None:
                 pb = batches(n_priv, cfg.privacy_batch_size, rt.gen, drop_last=True)
                 pidx = next(pb)
-            x = to_float(data.action_train.clips[idx], rt.device)
             y = data.action_train.labels[idx].to(rt.device)
             v1, v2 = privacy_views(data, pidx, cfg, rt)
 

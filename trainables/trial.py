@@ -69,6 +69,7 @@ RAW_FIELDS = (
     "split",
     "crop",
     "test_clips",
+    "clip_store",
     "action_weights",
 )
 # ... and those that determine the initial f_A, f_T and f_B. B, lambda, the seed and the
@@ -155,6 +156,8 @@ class TrialResult:
     raw_ap: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    #: Files left out because they failed to decode, one message each.
+    skipped_files: list[str] = field(default_factory=list)
     #: The trained anonymizer, on the CPU (not part of the dicts).
     anonymizer: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
@@ -173,7 +176,7 @@ class TrialResult:
             "seed",
             "data_seed",
         )
-        return {k: getattr(self, k) for k in keys}
+        return {**{k: getattr(self, k) for k in keys}, "skipped_files": len(self.skipped_files)}
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "anonymizer"}
@@ -422,6 +425,9 @@ def run_trial(
         rt.place(anon, image_net=True)
         log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")
     res = evaluate(anon, data, cfg, rt, log)
+    skipped = data.skipped_files()
+    if skipped:
+        log(f"[data] {len(skipped)} files failed to decode and were left out")
     return TrialResult(
         top1=res.top1,
         cmap=res.cmap,
@@ -438,5 +444,6 @@ def run_trial(
         raw_ap=shared.raw.ap,
         history=history,
         config=cfg.to_dict(),
+        skipped_files=skipped,
         anonymizer=anon.cpu(),
     )

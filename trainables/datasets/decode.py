@@ -19,8 +19,9 @@ class DecodeError(RuntimeError):
     """A video or image that cannot be decoded."""
 
 
-def decode_video(path: Path) -> np.ndarray:
-    """All frames of a video as (N, H, W, 3) uint8 RGB."""
+def decode_video(path: Path, upto: int | None = None) -> np.ndarray:
+    """The frames of a video as (N, H, W, 3) uint8 RGB: all of them, or the first ``upto + 1``
+    (decoding stops there)."""
     import av
 
     try:
@@ -29,7 +30,11 @@ def decode_video(path: Path) -> np.ndarray:
                 raise DecodeError(f"{path}: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            frames = []
+            for f in container.decode(stream):
+                frames.append(f.to_ndarray(format="rgb24"))
+                if upto is not None and len(frames) > upto:
+                    break
     except DecodeError:
         raise
     except Exception as e:  # noqa: BLE001 - PyAV raises many error types for broken files

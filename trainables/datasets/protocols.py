@@ -15,8 +15,10 @@ attributes or videos the game never saw.
 | vphmdb-vpucf (novel) | VP-HMDB + VISPR1 | VP-UCF | VP-UCF clips |
 
 Sizes: ``n_action_train`` / ``n_action_test`` / ``n_privacy_train`` / ``n_privacy_test`` cap
-each set (a seeded subsample); the decoded clips live in memory, so the memory they need is
-checked against what is free before anything is decoded.
+each set (a seeded subsample). Privacy images are decoded into memory. Clips are streamed from
+the video files (``clip_store="stream"``, :mod:`trainables.datasets.stream`) or decoded once
+into memory (``"memory"``); what has to fit in memory is checked against what is free before
+anything is decoded.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from trainables.datasets.layouts import DatasetError, Sample, Split
 from trainables.datasets.loading import ClipSpec, Loaded, clip_bytes, load_clips, load_images
 from trainables.datasets.sources import check_roots, read_source, resolve_roots
+from trainables.datasets.stream import ClipStream, probe_videos
 from trainables.synthetic import ClipSet, ImageSet
 
 Part = tuple[str, str]  # (dataset, "train" | "test")
@@ -122,6 +125,8 @@ class _Builder:
         self.splits: dict[str, Split] = {}
         self.decoded: dict[tuple[str, str, bool], tuple[Loaded, list[Sample]]] = {}
         self.clipsets: dict[Part, ClipSet] = {}
+        self.probe_skipped: list[str] = []
+        self.stream = cfg.clip_store == "stream"
         self.spec = ClipSpec(cfg.frames, cfg.skip, cfg.size, cfg.crop, cfg.test_clips)
 
     def split(self, name: str) -> Split:
@@ -147,6 +152,8 @@ class _Builder:
             n = len(self.samples(part, images))
             if images:
                 total += n * 3 * self.cfg.size**2
+            elif self.stream:
+                continue
             elif part[1] == "train":
                 total += clip_bytes(n, 0, self.spec)
             else:
@@ -182,15 +189,33 @@ class _Builder:
         return self.clipsets[part]
 
     def _clipset(self, part: Part) -> ClipSet:
+        if self.stream:
+            return self._streamset(part)
         loaded, samples = self.load(part, images=False)
         kept = [samples[i] for i in loaded.kept]
-        per_video = loaded.video
-        labels = torch.tensor([kept[v].label for v in per_video.tolist()], dtype=torch.long)
-        attrs = torch.tensor(
-            [list(kept[v].attributes) for v in per_video.tolist()], dtype=torch.float32
-        ).reshape(len(per_video), -1)
-        multi = len(per_video) != len(kept)
-        return ClipSet(loaded.pixels, labels, attrs, None, per_video if multi else None)
+        return _with_labels(loaded.pixels, kept, loaded.video)
+
+    def _streamset(self, part: Part) -> ClipSet:
+        samples = self.samples(part, images=False)
+        what = f"{part[0]} {part[1]}"
+        kept_i, counts, skipped = probe_videos(
+            [s.path for s in samples], workers=self.cfg.workers, what=what, log=self.log
+        )
+        self.probe_skipped += skipped
+        kept = [samples[i] for i in kept_i]
+        train = part[1] == "train"
+        stream = ClipStream(
+            [s.path for s in kept],
+            counts,
+            self.spec,
+            train=train,
+            seed=self.cfg.data_seed,
+            workers=self.cfg.workers,
+            what=what,
+            log=self.log,
+        )
+        per_video = torch.arange(len(kept)).repeat_interleave(1 if train else self.spec.test_clips)
+        return _with_labels(stream, kept, per_video)
 
     def imageset(self, part: Part) -> ImageSet:
         loaded, samples = self.load(part, images=True)
@@ -200,7 +225,20 @@ class _Builder:
         return ImageSet(loaded.pixels, attrs, None)
 
     def skipped(self) -> list[str]:
-        return [m for loaded, _ in self.decoded.values() for m in loaded.skipped]
+        return [m for loaded, _ in self.decoded.values() for m in loaded.skipped] + list(
+            self.probe_skipped
+        )
+
+
+def _with_labels(
+    pixels: torch.Tensor | ClipStream, kept: list[Sample], per_video: torch.Tensor
+) -> ClipSet:
+    """A ClipSet whose row r is a clip of video ``kept[per_video[r]]``."""
+    rows = per_video.tolist()
+    labels = torch.tensor([kept[v].label for v in rows], dtype=torch.long)
+    attrs = torch.tensor([list(kept[v].attributes) for v in rows], dtype=torch.float32)
+    multi = len(rows) != len(kept)
+    return ClipSet(pixels, labels, attrs.reshape(len(rows), -1), None, per_video if multi else None)
 
 
 def _is_images(name: str) -> bool:
@@ -223,9 +261,12 @@ def _check(name: str, b: _Builder) -> int:
     if need > 0.8 * free:
         raise DatasetError(
             f"protocol {name} at --size {cfg.size} --frames {cfg.frames} --test-clips "
-            f"{cfg.test_clips} needs {need / 2**30:.1f} GiB of decoded clips in memory, and "
-            f"{free / 2**30:.1f} GiB is free; lower --size, --frames or --test-clips, or cap "
-            f"the sets with --n-action-train/--n-action-test/--n-privacy-train/--n-privacy-test"
+            f"{cfg.test_clips} --clip-store {cfg.clip_store} needs {need / 2**30:.1f} GiB of "
+            f"decoded {'images' if b.stream else 'clips and images'} in memory, and "
+            f"{free / 2**30:.1f} GiB is free; "
+            + ("" if b.stream else "use --clip-store stream, or ")
+            + "lower --size, --frames or --test-clips, or cap the sets with "
+            "--n-action-train/--n-action-test/--n-privacy-train/--n-privacy-test"
         )
     return need
 
@@ -243,7 +284,8 @@ def build_protocol(name: str, cfg, log: Log = print):  # type: ignore[no-untyped
     cfg = resolve_roots(cfg)
     b = _Builder(cfg, log)
     need = _check(name, b)
-    log(f"[data] {name}: decoding about {need / 2**30:.2f} GiB of clips and images")
+    held = "images" if b.stream else "clips and images"
+    log(f"[data] {name}: decoding about {need / 2**30:.2f} GiB of {held} into memory")
     action = b.split(proto.action)
     eval_action_split = b.split(proto.eval_action[1][0])
     a_tr, a_te = b.clipset((proto.action, "train")), b.clipset((proto.action, "test"))
