@@ -154,3 +154,22 @@ def test_smoke_command_prints_json_last():
     for k in KEYS:
         assert 0.0 <= last[k] <= 1.0
     assert last["seconds"] > 0 and "[minimax] epoch" in r.stderr
+
+
+def test_gpu_staging_moves_pixels_only_and_keeps_shared_sets_shared(tiny_cfg):
+    """What ``stage_data`` does on CUDA, checked on the meta device: pixels move, labels,
+    attributes and video ids stay on the host (the metrics read them there), and a set that
+    serves two roles is still one object."""
+    from trainables.data import load_data
+    from trainables.train import place_pixels
+
+    data = load_data(dataclasses.replace(tiny_cfg, dataset="synthetic-vp"), log=lambda m: None)
+    data.eval_action = (data.action_train, data.action_test)
+    data.eval_privacy = (data.action_train, data.action_test)
+    placed = place_pixels(data, torch.device("meta"))
+    for s in (placed.action_train, placed.action_test):
+        assert s.clips.is_meta and s.masks.is_meta
+        assert not s.labels.is_meta and not s.attributes.is_meta
+    assert placed.privacy_train.images.is_meta and not placed.privacy_train.attributes.is_meta
+    assert placed.eval_action[0] is placed.action_train is placed.eval_privacy[0]
+    assert not data.action_train.clips.is_meta  # the original is untouched

@@ -105,9 +105,10 @@ def train_action_target(
             logits.append(model(x).float().cpu())
             rows.append(idx)
     seen = torch.cat(rows)
+    labels = test_y.cpu()[seen]
     if test_video is not None:
-        return metrics.video_top1(torch.cat(logits), test_y[seen], test_video[seen])
-    return metrics.top1(torch.cat(logits), test_y[seen])
+        return metrics.video_top1(torch.cat(logits), labels, test_video.cpu()[seen])
+    return metrics.top1(torch.cat(logits), labels)
 
 
 def train_privacy_target(
@@ -165,9 +166,9 @@ def train_privacy_target(
                 p = torch.sigmoid(model(xb).float())
             probs.append(p.cpu())
     seen = torch.cat(rows)
-    scores, targets = torch.cat(probs), test_a[seen]
+    scores, targets = torch.cat(probs), test_a.cpu()[seen]
     if test_video is not None:
-        scores, targets = metrics.per_video(scores, targets, test_video[seen])
+        scores, targets = metrics.per_video(scores, targets, test_video.cpu()[seen])
     ap = metrics.average_precision(scores, targets)
     return metrics.cmap(scores, targets), metrics.mean_f1(scores, targets), ap.tolist()
 

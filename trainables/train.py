@@ -74,37 +74,55 @@ def resolve_device(name: str) -> torch.device:
 
 
 def stage_data(data: TrialData, device: torch.device, share: float = 0.3) -> TrialData:
-    """On CUDA, the uint8 sets move to the GPU when they take under ``share`` of its free
-    memory (no host-device copy per batch), else into pinned host memory (asynchronous
-    copies). On the CPU ``data`` is returned as is."""
-    import dataclasses
-
+    """On CUDA, the uint8 pixels of in-memory sets move to the GPU when they take under
+    ``share`` of its free memory (no host-device copy per batch), else into pinned host memory
+    (asynchronous copies). On the CPU ``data`` is returned as is."""
     if device.type != "cuda":
         return data
+    total = sum(t.numel() * t.element_size() for t in _pixel_tensors(data))
+    free, _ = torch.cuda.mem_get_info(device)
+    return place_pixels(data, device if total < share * free else None)
+
+
+#: The fields of ClipSet/ImageSet that hold pixels; labels, attributes and video ids stay on
+#: the host, where the metrics read them.
+PIXEL_FIELDS = ("clips", "images", "masks")
+
+
+def _sets(data: TrialData) -> dict[int, Any]:
     sets = [data.action_train, data.action_test, data.privacy_train, data.privacy_test]
     sets += list(data.eval_action or ()) + list(data.eval_privacy or ())
-    uniq = {id(s): s for s in sets}
-    total = sum(
-        t.numel() * t.element_size()
-        for s in uniq.values()
-        for t in vars(s).values()
-        if isinstance(t, torch.Tensor)
-    )
-    free, _ = torch.cuda.mem_get_info(device)
-    move = total < share * free
+    return {id(s): s for s in sets}
+
+
+def _pixel_tensors(data: TrialData) -> list[torch.Tensor]:
+    return [
+        t
+        for s in _sets(data).values()
+        for f in PIXEL_FIELDS
+        if isinstance(t := getattr(s, f, None), torch.Tensor)
+    ]
+
+
+def place_pixels(data: TrialData, device: torch.device | None) -> TrialData:
+    """A copy of ``data`` whose pixel tensors are on ``device`` (None: pinned host memory).
+    Streams are left as they are; a set shared by several roles stays one object."""
+    import dataclasses
 
     def put(t: object) -> object:
-        if not isinstance(t, torch.Tensor) or t.is_cuda:
+        if not isinstance(t, torch.Tensor):
             return t
-        return t.to(device) if move else t.pin_memory()
+        if device is None:
+            return t if t.is_pinned() else t.pin_memory()
+        return t.to(device)
 
-    staged = {
-        k: dataclasses.replace(s, **{f: put(v) for f, v in vars(s).items()})
-        for k, s in uniq.items()
+    placed = {
+        k: dataclasses.replace(s, **{f: put(getattr(s, f)) for f in PIXEL_FIELDS if hasattr(s, f)})
+        for k, s in _sets(data).items()
     }
 
     def get(s: Any) -> Any:
-        return staged[id(s)]
+        return placed[id(s)]
 
     return dataclasses.replace(
         data,
