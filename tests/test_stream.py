@@ -138,3 +138,18 @@ def test_a_trial_counts_the_files_that_broke_while_it_ran(roots, tmp_path):
     assert len(res.skipped_files) == 1 and str(victim) in res.skipped_files[0]
     assert res.summary()["skipped_files"] == 1
     assert 0.0 <= res.top1 <= 1.0
+
+
+def test_a_training_batch_left_with_one_clip_is_dropped(roots, tmp_path):
+    import shutil
+
+    from trainables.train import Runtime, shuffled
+
+    ucf = tmp_path / "ucf"
+    shutil.copytree(roots.ucf101, ucf)
+    cfg = _cfg(roots, ucf101_root=str(ucf), max_steps_per_epoch=0)
+    stream = load_data(cfg, log=lambda m: None).action_train.clips
+    stream.paths[3].write_bytes(b"truncated")
+    rt = Runtime(device=CPU, amp=False, gen=torch.Generator().manual_seed(0))
+    sizes = [len(idx) for idx, _ in shuffled(stream, 2, cfg, rt, epoch=1)]
+    assert sizes == [2, 2]  # 6 videos in 3 batches of 2; the broken one's partner is dropped

@@ -176,11 +176,16 @@ def shuffled(
     frame_gen: torch.Generator | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One training epoch over ``px``: (rows, pixels on the device) in a random order drawn
-    from ``rt.gen``, capped at ``cfg.max_steps_per_epoch`` batches."""
+    from ``rt.gen``, capped at ``cfg.max_steps_per_epoch`` batches. With ``drop_last``, a
+    streamed batch that files failing mid-run left with a single row is dropped too (batch
+    norm cannot train on one sample)."""
     order = batches(
         len(px), batch_size, rt.gen, drop_last=drop_last, max_batches=cfg.max_steps_per_epoch
     )
-    return fetch(px, order, rt.device, epoch=epoch, frame_gen=frame_gen)
+    for idx, x in fetch(px, order, rt.device, epoch=epoch, frame_gen=frame_gen):
+        if drop_last and len(idx) < 2:
+            continue
+        yield idx, x
 
 
 def _mean(xs: list[float]) -> float:
