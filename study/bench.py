@@ -71,7 +71,7 @@ def bench_step(cfg: Any, steps: int, warmup: int, log: Any) -> dict[str, float]:
     return out
 
 
-def bench_loading(cfg: Any, videos: int, workers: int, log: Any) -> dict[str, float]:
+def bench_loading(cfg: Any, videos: int, workers: int, pin: bool, log: Any) -> dict[str, float]:
     """Clips/s of streaming training clips from freshly written AVI videos, as a trial reads
     them: batches decoded in persistent DataLoader workers (pinned on CUDA). Two epochs: the
     first starts the workers, the second is the steady state reported."""
@@ -82,7 +82,6 @@ def bench_loading(cfg: Any, videos: int, workers: int, log: Any) -> dict[str, fl
     from trainables.datasets.loading import ClipSpec
     from trainables.datasets.stream import ClipStream, probe_videos
 
-    pin = torch.cuda.is_available() and cfg.device != "cpu"
     with tempfile.TemporaryDirectory() as d:
         paths = []
         for i in range(videos):
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     result: dict[str, Any] = {"scale": args.scale, "device": name}
     result.update(bench_step(cfg, steps, warmup, log))
-    result.update(bench_loading(cfg, args.videos, workers, log))
+    result.update(bench_loading(cfg, args.videos, workers, cuda, log))
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(
         f"minimax step: {result['step_clips_per_s']:.2f} clips/s ({result['step_seconds']:.3f} s/step)"

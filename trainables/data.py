@@ -62,13 +62,16 @@ class TrialData:
         from trainables.datasets.stream import ClipStream
 
         out = list(self.skipped)
-        sets = [self.action_train, self.action_test]
-        sets += list(self.eval_action or ()) + list(self.eval_privacy or ())
-        streams = {id(s.clips): s.clips for s in sets if isinstance(s, ClipSet)}
-        for px in streams.values():
-            if isinstance(px, ClipStream):
-                out += list(px.failed.values())
+        for s in self.sets():
+            if isinstance(s, ClipSet) and isinstance(s.clips, ClipStream):
+                out += list(s.clips.failed.values())
         return out
+
+    def sets(self) -> list[ClipSet | ImageSet]:
+        """Every set of the trial once, whatever roles it plays."""
+        sets = [self.action_train, self.action_test, self.privacy_train, self.privacy_test]
+        sets += list(self.eval_action or ()) + list(self.eval_privacy or ())
+        return list({id(s): s for s in sets}.values())
 
     def action_eval_sets(self) -> tuple[ClipSet, ClipSet]:
         return self.eval_action or (self.action_train, self.action_test)

@@ -89,16 +89,10 @@ def stage_data(data: TrialData, device: torch.device, share: float = 0.3) -> Tri
 PIXEL_FIELDS = ("clips", "images", "masks")
 
 
-def _sets(data: TrialData) -> dict[int, Any]:
-    sets = [data.action_train, data.action_test, data.privacy_train, data.privacy_test]
-    sets += list(data.eval_action or ()) + list(data.eval_privacy or ())
-    return {id(s): s for s in sets}
-
-
 def _pixel_tensors(data: TrialData) -> list[torch.Tensor]:
     return [
         t
-        for s in _sets(data).values()
+        for s in data.sets()
         for f in PIXEL_FIELDS
         if isinstance(t := getattr(s, f, None), torch.Tensor)
     ]
@@ -117,8 +111,10 @@ def place_pixels(data: TrialData, device: torch.device | None) -> TrialData:
         return t.to(device)
 
     placed = {
-        k: dataclasses.replace(s, **{f: put(getattr(s, f)) for f in PIXEL_FIELDS if hasattr(s, f)})
-        for k, s in _sets(data).items()
+        id(s): dataclasses.replace(
+            s, **{f: put(getattr(s, f)) for f in PIXEL_FIELDS if hasattr(s, f)}
+        )
+        for s in data.sets()
     }
 
     def get(s: Any) -> Any:
