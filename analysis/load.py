@@ -1,28 +1,15 @@
-"""Trials into one DataFrame (one row per trial): from an MLflow experiment or a Ray Tune
-study dir. Both give the same columns."""
+"""Trials into one DataFrame (one row per trial) from the MLflow records of a study."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
-from trainables.config import from_dict
+from analysis.columns import CONFIG as CONFIG_COLUMNS
+from analysis.columns import FLOAT_CONFIG
+from analysis.columns import METRICS as METRIC_COLUMNS
 
-CONFIG_COLUMNS = (
-    "B",
-    "lam",
-    "seed",
-    "anonymizer",
-    "anon_encoder",
-    "action_model",
-    "privacy_model",
-    "scale",
-    "dataset",
-)
-METRIC_COLUMNS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")
-FLOAT_CONFIG = ("B", "lam")
+#: The tag in which each trial records "learned" or "fixed" (a baseline) for its anonymizer.
+KIND_TAG = "tags.anonymizer.kind"
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
@@ -59,33 +46,9 @@ def trials_from_mlflow(experiment: str, tracking_uri: str) -> pd.DataFrame:
                 out[col[len(prefix) :]] = runs[col].to_numpy()
     if "tags.node" in runs:
         out["node"] = runs["tags.node"].to_numpy()
+    if KIND_TAG in runs:  # what each trial recorded of its anonymizer
+        out["fixed_anonymizer"] = (runs[KIND_TAG] == "fixed").to_numpy()
     if "tags.mlflow.parentRunId" in runs:
         out["parent_run_id"] = runs["tags.mlflow.parentRunId"].to_numpy()
     out["start_time"] = runs["start_time"].to_numpy()
     return _tidy(out)
-
-
-def trials_from_tune(study_root: Path) -> pd.DataFrame:
-    """The trials of a Ray Tune experiment (``STUDY/ray/tune``): each trial's config and its
-    last result that carries the final metrics."""
-    tune_dir = Path(study_root) / "ray" / "tune"
-    if not tune_dir.is_dir():
-        raise ValueError(f"no Ray Tune experiment in {tune_dir}")
-    rows = []
-    for trial in sorted(p for p in tune_dir.iterdir() if (p / "params.json").exists()):
-        # Tune stores only what the study set; the scale fills in the rest.
-        row = from_dict(json.loads((trial / "params.json").read_text())).to_dict()
-        final: dict = {}
-        result = trial / "result.json"
-        if result.exists():
-            for line in result.read_text().splitlines():
-                rec = json.loads(line)
-                if "top1" in rec:
-                    final = rec
-        row.update({k: final.get(k) for k in METRIC_COLUMNS})
-        row["run_id"] = final.get("mlflow_run_id")
-        row["node"] = final.get("node")
-        row["status"] = "FINISHED" if final else "UNFINISHED"
-        row["start_time"] = final.get("timestamp")
-        rows.append(row)
-    return _tidy(pd.DataFrame(rows))

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-#: The config columns a reader compares trials by.
-CONFIG_COLUMNS = ("B", "lam", "anonymizer", "anon_encoder", "action_model", "privacy_model", "seed")
-HOVER = [*CONFIG_COLUMNS, "run_id"]
+from analysis.columns import COMPARED, SCORES
+
+HOVER = [*COMPARED, "run_id"]
 LEARNED_MARKER = dict(size=9, color="#1f77b4")
 
 
@@ -100,7 +100,7 @@ def metric_lines(df: pd.DataFrame, x: str, title: str) -> go.Figure:
     """Mean (± std over seeds) of top1, cmap and f1 against ``x`` (Figure 3, Table 3)."""
     fig = go.Figure()
     g = df.groupby(x)
-    for m in ("top1", "cmap", "f1"):
+    for m in SCORES:
         if m not in df:
             continue
         mean, std = g[m].mean(), g[m].std().fillna(0.0)

@@ -9,9 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from analysis.columns import SCORES as METRICS
 from analysis.pareto import DEFAULT_OBJECTIVES, Objectives, pareto_front
-
-METRICS = ("top1", "cmap", "f1")
 
 
 def relative_drops(df: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:

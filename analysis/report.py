@@ -2,7 +2,8 @@
 
 Writes ``report.html`` (every plot and table, top to bottom), ``trials.csv`` (one row per
 trial, with ``on_front``) and ``summary.md`` (Table 1 style, relative drops), plus each plot as
-self-contained HTML and PNG, and logs them to the study's parent run.
+self-contained HTML and PNG. (``python -m study.report`` also logs them to the study's parent
+run.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search_spaces import FIXED_ANONYMIZERS
+from analysis.columns import COMPARED, SCORES
 
 
 @dataclass
@@ -95,7 +96,7 @@ def write_report(df: pd.DataFrame, out: Path, title: str, png: bool = True) -> l
     out.mkdir(parents=True, exist_ok=True)
     data = analyse(df)
     t = data.trials
-    fixed = t["anonymizer"].isin(FIXED_ANONYMIZERS) if "anonymizer" in t else None
+    fixed = t["fixed_anonymizer"].eq(True) if "fixed_anonymizer" in t else None
     figs = {"pareto": plots.pareto_scatter(t, t["on_front"].to_numpy(), data.raw, fixed)}
     learned = t[~fixed] if fixed is not None else t
     if "lam" in learned and (learned["lam"] == 1.0).any() and learned["B"].nunique() > 1:
@@ -107,7 +108,7 @@ def write_report(df: pd.DataFrame, out: Path, title: str, png: bool = True) -> l
         figs["lambda_ablation"] = plots.metric_lines(
             at03, "lam", "Metrics against λ at B = 0.3 (Table 3)"
         )
-    cols = [c for c in (*plots.CONFIG_COLUMNS, "rms", "top1", "cmap", "f1") if c in t]
+    cols = [c for c in (*COMPARED, "rms", *SCORES) if c in t]
     figs["parallel"] = plots.parallel_coordinates(t, cols)
     order = "start_time" if "start_time" in t else None
     figs["hypervolume"] = plots.hypervolume_plot(hypervolume_curve(t, order=order))
@@ -162,26 +163,9 @@ def _html(title: str, data: ReportData, figs: dict) -> str:
     )
 
 
-def log_to_parent(paths: list[Path], experiment: str, tracking_uri: str) -> str | None:
-    """Log the report files to the study's parent run; return its id."""
-    from study import tracking
-
-    c = tracking.client(tracking_uri)
-    exp = c.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    found = tracking.find_runs(c, exp.experiment_id, f"tags.`{tracking.ROLE_TAG}` = 'parent'")
-    if not found:
-        return None
-    run_id = found[0].info.run_id
-    for p in paths:
-        c.log_artifact(run_id, str(p), artifact_path="report")
-    return run_id
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser(prog: str = "python -m analysis.report") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m analysis.report",
+        prog=prog,
         description="Write the report of a study: Pareto front, "
         "rankings, plots, trials.csv and summary.md.",
     )
@@ -195,20 +179,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--study-dir", default="studies", help="root of the studies")
     p.add_argument("--out", default="", help="output folder (default: STUDY/report)")
     p.add_argument("--no-png", action="store_true", help="skip the PNG copies of the plots")
-    args = p.parse_args(argv)
+    return p
+
+
+def source_and_out(args: argparse.Namespace) -> tuple[str, Path]:
+    """The tracking URI and the output folder that ``build_parser``'s arguments name."""
     root = Path(args.study_dir).resolve() / args.experiment
     uri = args.tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
+    return uri, Path(args.out) if args.out else root / "report"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    uri, out = source_and_out(args)
     from analysis.load import trials_from_mlflow
 
     try:
         df = trials_from_mlflow(args.experiment, uri)
-        out = Path(args.out) if args.out else root / "report"
         paths = write_report(df, out, f"Study {args.experiment}", png=not args.no_png)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if uri.startswith("http"):
-        log_to_parent(paths, args.experiment, uri)
     print(f"report: {paths[0]}")
     return 0
 

@@ -33,7 +33,6 @@ class SearchSpace:
     """
 
     name: str
-    description: str
     grid: dict[str, list[Any]] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
     ranges: dict[str, Range] = field(default_factory=dict)
@@ -52,16 +51,6 @@ class SearchSpace:
 
 
 SPACES: Registry[SearchSpace] = Registry("search space")
-#: The paper's fixed anonymizers (baselines); a test keeps this equal to the registry's
-#: non-trainable anonymizers.
-FIXED_ANONYMIZERS = (
-    "identity",
-    "downsample2x",
-    "downsample4x",
-    "blur_weak",
-    "blur_strong",
-    "blacken",
-)
 PAPER_BS = [0.0, 0.3, 0.5, 0.7, 0.9, 1.0]
 PAPER_LAMS = [0.0, 0.1, 0.3, 0.5, 0.7, 1.0]
 
@@ -76,23 +65,19 @@ def _space(
 def penalty_grid() -> SearchSpace:
     return SearchSpace(
         "penalty_grid",
-        "the full grid of bound B and penalty weight lambda",
         grid={"B": PAPER_BS, "lam": PAPER_LAMS},
     )
 
 
 @_space("b_sweep", "Figure 3: B in {0,.3,.5,.7,.9,1} at lambda = 1")
 def b_sweep() -> SearchSpace:
-    return SearchSpace(
-        "b_sweep", "the bound B at lambda = 1 (Figure 3)", grid={"B": PAPER_BS}, fixed={"lam": 1.0}
-    )
+    return SearchSpace("b_sweep", grid={"B": PAPER_BS}, fixed={"lam": 1.0})
 
 
 @_space("lambda_sweep", "Table 3: lambda in {0,.1,.3,.5,.7,1} at B = 0.3")
 def lambda_sweep() -> SearchSpace:
     return SearchSpace(
         "lambda_sweep",
-        "the penalty weight at B = 0.3 (Table 3)",
         grid={"lam": PAPER_LAMS},
         fixed={"B": 0.3},
     )
@@ -102,7 +87,6 @@ def lambda_sweep() -> SearchSpace:
 def backbones() -> SearchSpace:
     return SearchSpace(
         "backbones",
-        "which backbones the method depends on, at B = 0.3, lambda = 1",
         grid={
             "anon_encoder": ["mobilenet_v2", "resnet18"],
             "action_model": ["i3d_r50_tiny", "x3d_tiny"],
@@ -114,18 +98,22 @@ def backbones() -> SearchSpace:
 
 @_space("baselines", "the fixed anonymizers: raw, downsampling, blur, blackening")
 def baselines() -> SearchSpace:
+    from trainables.anonymizers import fixed_anonymizers  # torch: only when this space is built
+
     return SearchSpace(
         "baselines",
-        "the paper's fixed anonymizers, for the same Pareto plot",
-        grid={"anonymizer": list(FIXED_ANONYMIZERS)},
+        grid={"anonymizer": fixed_anonymizers()},
     )
 
 
-@_space("pareto_search", "Optuna multi-objective search: max Top-1, min cMAP over B, lambda, lrs")
+@_space(
+    "pareto_search",
+    "Optuna multi-objective search (Ray's default sampler): max Top-1, min cMAP over B, "
+    "lambda and the game's learning rates",
+)
 def pareto_search() -> SearchSpace:
     return SearchSpace(
         "pareto_search",
-        "Optuna (NSGA-II) over continuous B, lambda and the game's learning rates",
         ranges={
             "B": Range(0.0, 1.0),
             "lam": Range(0.0, 2.0),
@@ -140,7 +128,7 @@ def pareto_search() -> SearchSpace:
 
 @_space("smoke", "two quick trials: B = 0.3 at lambda 0 and 1")
 def smoke() -> SearchSpace:
-    return SearchSpace("smoke", "two quick trials", grid={"lam": [0.0, 1.0]}, fixed={"B": 0.3})
+    return SearchSpace("smoke", grid={"lam": [0.0, 1.0]}, fixed={"B": 0.3})
 
 
 def get_space(name: str) -> SearchSpace:

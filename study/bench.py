@@ -36,17 +36,18 @@ def bench_step(cfg: Any, steps: int, warmup: int, log: Any) -> dict[str, float]:
 
     from trainables.action_models import build_action_model
     from trainables.anonymizers import build_anonymizer
+    from trainables.device import Runtime, resolve_device
     from trainables.privacy_models import build_privacy_model
-    from trainables.train import Runtime, make_minimax_optimizers, minimax_step, resolve_device
+    from trainables.train import make_minimax_optimizers, minimax_step
 
     device = resolve_device(cfg.device)
     rt = Runtime(device=device, amp=cfg.amp, gen=torch.Generator().manual_seed(0))
-    anon = rt.place(build_anonymizer(cfg.anonymizer, cfg.anon_encoder), image_net=True)
+    anon = rt.place(build_anonymizer(cfg.anonymizer, cfg.anon_encoder), channels_last=True)
     f_t = rt.place(
         build_action_model(cfg.action_model, num_classes=101, frames=cfg.frames, size=cfg.size)
     )
     f_b = rt.place(
-        build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128), image_net=True
+        build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128), channels_last=True
     )
     opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
     x = torch.rand(cfg.batch_size, 3, cfg.frames, cfg.size, cfg.size, device=device)
@@ -77,10 +78,10 @@ def bench_loading(cfg: Any, videos: int, workers: int, pin: bool, log: Any) -> d
     first starts the workers, the second is the steady state reported."""
     import torch
 
-    from trainables.data import batches
     from trainables.datasets.encode import write_video
     from trainables.datasets.loading import ClipSpec
     from trainables.datasets.stream import ClipStream, probe_videos
+    from trainables.sets import batches
 
     with tempfile.TemporaryDirectory() as d:
         paths = []
@@ -128,16 +129,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from trainables.config import config_for, from_dict, validate
-    from trainables.train import resolve_device
+    from trainables.catalog import validate
+    from trainables.config import config_for, parse_assignments
+    from trainables.device import resolve_device
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     try:
-        overrides = dict(item.split("=", 1) for item in args.set)
-        base = config_for(args.scale).to_dict()
-        cfg = from_dict({**base, **overrides, "scale": args.scale, "device": args.device})
+        overrides = parse_assignments(args.set)
+        cfg = config_for(args.scale, **{**overrides, "device": args.device})
         # The bench draws random inputs: the dataset sizes do not matter (and the synthetic
         # benchmark's render limit must not refuse the paper's geometry).
         sizes = ("n_action_train", "n_action_test", "n_privacy_train", "n_privacy_test")

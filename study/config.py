@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from trainables.config import help_field
+from trainables.config import add_flags, help_field
 
 _f = help_field
 
@@ -46,15 +46,6 @@ class StudyConfig:
     def root(self) -> Path:
         return Path(self.study_dir).resolve() / self.experiment_name
 
-    def trial_overrides(self) -> dict[str, str]:
-        out = {}
-        for item in self.set:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-            out[key.strip().replace("-", "_")] = value.strip()
-        return out
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -63,18 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Tune, recorded in MLflow.",
     )
     p.add_argument("--list-spaces", action="store_true", help="list the named spaces and exit")
-    for f in fields(StudyConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_ = f"{f.metadata['help']} (default: {f.default!r})"
-        if f.type in ("bool", bool):
-            p.add_argument(flag, dest=f.name, action="store_true", help=help_)
-        elif f.name == "set":
-            p.add_argument(
-                flag, dest=f.name, action="append", default=[], metavar="KEY=VALUE", help=help_
-            )
-        else:
-            typ = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(flag, dest=f.name, type=typ, default=f.default, help=help_)
+    defaults = {f.name: f.default for f in fields(StudyConfig)}
+    add_flags(p, StudyConfig, defaults=defaults, repeat=("set",))
     return p
 
 

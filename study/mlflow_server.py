@@ -91,9 +91,3 @@ class MlflowServer:
             self.proc.wait()
         except ProcessLookupError:
             pass
-
-    def __enter__(self) -> MlflowServer:
-        return self.start() if self.proc is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -17,15 +17,9 @@ import torch
 from trainables.config import TrialConfig
 from trainables.data import load_data
 from trainables.evaluate import EvalResult
+from trainables.keys import init_key, raw_key
+from trainables.stages import InitStages, SharedStages, compute_init, compute_raw
 from trainables.train import Log
-from trainables.trial import (
-    InitStages,
-    SharedStages,
-    compute_init,
-    compute_raw,
-    init_key,
-    raw_key,
-)
 
 
 def init_path(root: Path, cfg: TrialConfig) -> Path:
@@ -95,4 +89,4 @@ def load_shared(root: Path, cfg: TrialConfig) -> SharedStages:
             raise FileNotFoundError(
                 f"shared stage {p} is missing: is the study dir on storage that every node sees?"
             )
-    return SharedStages(load_init(root, cfg), load_raw(root, cfg))
+    return SharedStages(load_init(root, cfg), load_raw(root, cfg), raw_key(cfg))

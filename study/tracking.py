@@ -14,6 +14,8 @@ from typing import Any
 PARENT_TAG = "mlflow.parentRunId"
 ROLE_TAG = "study.role"
 TRIAL_TAG = "study.trial_id"
+#: "learned" or "fixed" (a baseline): how the report tells them apart.
+ANONYMIZER_KIND_TAG = "anonymizer.kind"
 _SECRET = re.compile(r"(token|password|secret|credential|api_key)", re.IGNORECASE)
 
 
@@ -131,10 +133,3 @@ def close_unfinished_children(c: Any, exp_id: str, parent_id: str, reason: str) 
     for r in runs:
         end_run(c, r.info.run_id, "KILLED", reason)
     return len(runs)
-
-
-def count_children(c: Any, exp_id: str, parent_id: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in find_runs(c, exp_id, f"tags.`{PARENT_TAG}` = '{parent_id}'"):
-        counts[r.info.status] = counts.get(r.info.status, 0) + 1
-    return counts

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainables.trial import FINAL_METRICS
+
 if TYPE_CHECKING:
     from study.reuse import StoredResult
+    from trainables.anonymizers import Anonymizer
     from trainables.config import TrialConfig
-    from trainables.data import TrialData
+    from trainables.sets import TrialData
     from trainables.train import Log
-
-FINAL_METRICS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def _log_outcome(
     data: TrialData,
     final: dict[str, float],
     ap: list[float],
-    anonymizer: Any,
+    anonymizer: Anonymizer,
 ) -> None:
     """Log a trial's final metrics, per-attribute AP and artifacts to its run."""
     from study import tracking
@@ -196,7 +197,8 @@ def _log_outcome(
     tracking.log_metrics(c, run_id, {**final, **aps}, step=cfg.minimax_epochs)
     if skipped:
         c.log_text(run_id, "\n".join(skipped) + "\n", "skipped_files.txt")
-    if anonymizer is not None:
-        with tempfile.TemporaryDirectory() as d:
-            for path in write_trial_files(Path(d), anonymizer, data, cfg.to_dict()):
-                c.log_artifact(run_id, str(path))
+    # The report tells the fixed baselines from the learned anonymizers by this record.
+    c.set_tag(run_id, tracking.ANONYMIZER_KIND_TAG, "learned" if anonymizer.trainable else "fixed")
+    with tempfile.TemporaryDirectory() as d:
+        for path in write_trial_files(Path(d), anonymizer, data, cfg.to_dict()):
+            c.log_artifact(run_id, str(path))

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from trainables.config import ConfigError, TrialConfig, config_for, from_dict, validate
+from trainables.catalog import validate
+from trainables.config import ConfigError, TrialConfig, config_for, from_dict
 
 
 def _err(**kw) -> str:
@@ -70,8 +71,8 @@ def test_from_dict_converts_types_and_roundtrips():
 
 
 def test_geometry_mismatch_is_caught_before_training(tiny_cfg):
+    from trainables.build import build_models
     from trainables.data import load_data
-    from trainables.trial import build_models
 
     cfg = dataclasses.replace(tiny_cfg, size=36, anonymizer="unetpp_tiny")
     with pytest.raises(ConfigError, match="multiples of 8"):

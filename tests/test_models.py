@@ -100,8 +100,8 @@ def test_unknown_encoder_is_a_clear_error():
         build_anonymizer("unetpp", "resnet9000")
 
 
-def test_fixed_anonymizer_list_matches_the_registry():
-    from search_spaces import FIXED_ANONYMIZERS
+def test_fixed_anonymizers_are_those_the_game_does_not_train():
+    from trainables.anonymizers import fixed_anonymizers
 
     fixed = {n for n in ANONYMIZERS.names() if not build_anonymizer(n, "resnet18").trainable}
-    assert fixed == set(FIXED_ANONYMIZERS)
+    assert fixed == set(fixed_anonymizers()) and "identity" in fixed and "unetpp" not in fixed

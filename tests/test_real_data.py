@@ -16,6 +16,7 @@ import torch
 from tests.conftest import TINY
 from tests.real_fixtures import COUNTS, make_all
 from trainables.config import ConfigError, config_for
+from trainables.data import DATASETS, load_data
 from trainables.datasets.decode import clip_indices, crop_resize, evenly_spaced_starts, sample_clips
 from trainables.datasets.layouts import DatasetError
 from trainables.datasets.protocols import PROTOCOLS
@@ -99,9 +100,22 @@ def test_a_missing_root_names_the_flag_and_the_variable(roots, monkeypatch):
     assert len(read_source("vispr1", cfg).train) == COUNTS["vispr1"][0]
 
 
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_registered_dataset_builds_sets_the_trial_can_use(roots, name):
+    data = load_data(_cfg(roots, name), **QUIET)
+    (ea_tr, ea_te), (ep_tr, ep_te) = data.action_eval_sets(), data.privacy_eval_sets()
+    for s in (data.action_train, data.action_test, ea_tr, ea_te):
+        assert s.clips.shape[1:] == (3, 4, 32, 32) and s.clips.dtype == torch.uint8
+        assert len(s.labels) == len(s.clips)
+    assert int(data.action_train.labels.max()) < data.num_classes
+    assert int(ea_te.labels.max()) < data.eval_num_classes
+    assert data.privacy_train.images.shape[1:] == (3, 32, 32)
+    assert ep_tr.attributes.shape[1] == ep_te.attributes.shape[1] == data.num_attributes
+    assert data.skipped_files() == []
+
+
 @pytest.mark.parametrize("name", sorted(PROTOCOLS))
 def test_each_protocol_builds_its_sets(roots, name):
-    from trainables.data import load_data
 
     data = load_data(_cfg(roots, name), **QUIET)
     proto = PROTOCOLS[name]
@@ -125,7 +139,6 @@ def test_a_broken_video_is_skipped_counted_and_reported(roots, tmp_path, clip_st
     bad = ucf / "UCF-101" / "CliffDiving" / "v_CliffDiving_g01_c01.avi"
     bad.write_bytes(b"this is not a video")
     cfg = _cfg(roots, "ucf101-vispr1", ucf101_root=str(ucf), clip_store=clip_store)
-    from trainables.data import load_data
 
     logs: list[str] = []
     data = load_data(cfg, log=logs.append)
@@ -220,7 +233,7 @@ def test_paper_models_run_a_trial_on_two_tiny_clips(roots):
 
 
 def test_bad_real_data_flags_are_config_errors():
-    from trainables.config import validate
+    from trainables.catalog import validate
 
     with pytest.raises(ConfigError) as e:
         validate(config_for("smoke", split=4, crop=0.0, test_clips=0, augment="heavy"))

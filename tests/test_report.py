@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def _trials(n: int = 14, seed: int = 0) -> pd.DataFrame:
                 "lam": lam,
                 "seed": i // len(bs),
                 "anonymizer": "unetpp_tiny",
+                "fixed_anonymizer": False,
                 "top1": 0.95 - 0.5 * b + rng.normal(0, 0.02),
                 "cmap": 0.9 - 0.3 * b + rng.normal(0, 0.02),
                 "f1": 0.6,
@@ -47,6 +49,7 @@ def _trials(n: int = 14, seed: int = 0) -> pd.DataFrame:
                 "lam": 1.0,
                 "seed": 0,
                 "anonymizer": name,
+                "fixed_anonymizer": True,
                 "top1": 0.5,
                 "cmap": 0.7,
                 "f1": 0.5,
@@ -133,3 +136,11 @@ def test_browser_renders_one_marker_per_trial(tmp_path):
         timeout=180,
     )
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_the_study_report_command_needs_the_tracking_server(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "study.report", "--experiment", "x", "--study-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "give the study's MLflow server" in r.stderr

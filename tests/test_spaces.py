@@ -6,7 +6,7 @@ import pytest
 
 from search_spaces import SPACES, get_space, list_spaces
 from study.config import StudyConfig
-from study.launch import plan_study
+from study.plan import plan_study
 from trainables.registry import UnknownNameError
 
 REQUIRED = {
@@ -35,7 +35,7 @@ def test_unknown_space_lists_valid_ones():
         get_space("penalty_gird")
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED))
+@pytest.mark.parametrize("name", SPACES.names())
 def test_every_space_plans_valid_trials(name):
     plan = plan_study(StudyConfig(space=name, scale="smoke"))
     assert plan.trials and len(plan.shared_configs) >= 1
@@ -50,6 +50,10 @@ def test_plan_rejects_bad_input():
         plan_study(StudyConfig(space="penalty_grid", set=("identity_epochs=-1",)))
     with pytest.raises(ValueError, match="--seeds must be >= 1"):
         plan_study(StudyConfig(space="smoke", seeds=0))
+    with pytest.raises(ValueError, match="batch_size='two': expected an integer"):
+        plan_study(StudyConfig(space="smoke", set=("batch_size=two",)))
+    with pytest.raises(ValueError, match="amp='maybe': expected true or false"):
+        plan_study(StudyConfig(space="smoke", set=("amp=maybe",)))
 
 
 def _launch(*args: str) -> subprocess.CompletedProcess:

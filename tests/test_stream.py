@@ -13,11 +13,12 @@ from tests.conftest import TINY
 from tests.real_fixtures import COUNTS, make_all
 from trainables.anonymizers import build_anonymizer
 from trainables.config import config_for
-from trainables.data import batches, load_data
+from trainables.data import load_data
 from trainables.datasets.layouts import DatasetError
 from trainables.datasets.protocols import check_protocol
 from trainables.datasets.stream import ClipStream
 from trainables.pixels import Anonymized, fetch
+from trainables.sets import batches
 from trainables.trial import run_trial
 
 CPU = torch.device("cpu")
@@ -143,7 +144,8 @@ def test_a_trial_counts_the_files_that_broke_while_it_ran(roots, tmp_path):
 def test_a_training_batch_left_with_one_clip_is_dropped(roots, tmp_path):
     import shutil
 
-    from trainables.train import Runtime, shuffled
+    from trainables.device import Runtime
+    from trainables.train import shuffled
 
     ucf = tmp_path / "ucf"
     shutil.copytree(roots.ucf101, ucf)

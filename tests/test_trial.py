@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from trainables.config import config_for
-from trainables.train import NonFiniteLossError
-from trainables.trial import compute_shared, run_trial
+from trainables.device import NonFiniteLossError
+from trainables.stages import compute_shared
+from trainables.trial import run_trial
 
 KEYS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1")
 
@@ -45,7 +46,7 @@ def test_trials_with_an_inert_penalty_compute_the_same_result(tiny_cfg):
     """lambda = 0 at any B, and B = 1 at any lambda, give bit-identical trials: the premise of
     study.reuse, which shares one result between them."""
     from trainables.data import load_data
-    from trainables.trial import penalty_is_inert, result_key
+    from trainables.keys import penalty_is_inert, result_key
 
     data = load_data(tiny_cfg)
     shared = compute_shared(tiny_cfg, data, log=lambda m: None)
@@ -161,7 +162,7 @@ def test_gpu_staging_moves_pixels_only_and_keeps_shared_sets_shared(tiny_cfg):
     attributes and video ids stay on the host (the metrics read them there), and a set that
     serves two roles is still one object."""
     from trainables.data import load_data
-    from trainables.train import place_pixels
+    from trainables.device import place_pixels
 
     data = load_data(dataclasses.replace(tiny_cfg, dataset="synthetic-vp"), log=lambda m: None)
     data.eval_action = (data.action_train, data.action_test)

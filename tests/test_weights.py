@@ -12,7 +12,8 @@ import torch
 
 from trainables.action_models import build_action_model
 from trainables.anonymizers import build_anonymizer
-from trainables.config import ConfigError, validate
+from trainables.catalog import validate
+from trainables.config import ConfigError
 from trainables.privacy_models import build_privacy_model
 from trainables.trial import run_trial
 from trainables.weights import WeightsError, load_weights

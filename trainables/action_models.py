@@ -7,8 +7,6 @@ in [0, 1] and returns logits (B, K).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
@@ -44,7 +42,6 @@ class VideoClassifier(nn.Module):
 
 
 ACTION_MODELS: Registry[VideoClassifier] = Registry("action model")
-ActionBuilder = Callable[..., VideoClassifier]
 
 
 def _x3d(

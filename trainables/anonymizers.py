@@ -7,6 +7,7 @@ clips (B, C, T, H, W) or images (B, C, H, W); learned ones run frame by frame, a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,20 @@ class Anonymizer(nn.Module):
 
 
 ANONYMIZERS: Registry[Anonymizer] = Registry("anonymizer")
+#: The registered anonymizers that the minimax game trains; every other one is a fixed baseline.
+LEARNED: set[str] = set()
+
+
+def _learned(
+    name: str, help: str
+) -> Callable[[Callable[..., Anonymizer]], Callable[..., Anonymizer]]:
+    LEARNED.add(name)
+    return ANONYMIZERS.register(name, help)
+
+
+def fixed_anonymizers() -> list[str]:
+    """The registered fixed anonymizers (the paper's baselines and the raw reference)."""
+    return [n for n in ANONYMIZERS.names() if n not in LEARNED]
 
 
 class LearnedAnonymizer(Anonymizer):
@@ -107,22 +122,22 @@ def _drop_unused_modules(net: nn.Module, probe_size: int) -> None:
         setattr(net.get_submodule(parent_name) if parent_name else net, attr, nn.Identity())
 
 
-@ANONYMIZERS.register("unetpp", "UNet++ (the paper's f_A): depth 4, decoder (256,128,64,32)")
+@_learned("unetpp", "UNet++ (the paper's f_A): depth 4, decoder (256,128,64,32)")
 def unetpp(encoder: str = "resnet18") -> Anonymizer:
     return _smp("unetpp", encoder, 4, (256, 128, 64, 32))
 
 
-@ANONYMIZERS.register("unet", "plain UNet (SPAct's f_A): depth 4, decoder (256,128,64,32)")
+@_learned("unet", "plain UNet (SPAct's f_A): depth 4, decoder (256,128,64,32)")
 def unet(encoder: str = "resnet18") -> Anonymizer:
     return _smp("unet", encoder, 4, (256, 128, 64, 32))
 
 
-@ANONYMIZERS.register("unetpp_tiny", "small CPU UNet++: depth 3, decoder (32,16,16)")
+@_learned("unetpp_tiny", "small CPU UNet++: depth 3, decoder (32,16,16)")
 def unetpp_tiny(encoder: str = "resnet18") -> Anonymizer:
     return _smp("unetpp", encoder, 3, (32, 16, 16))
 
 
-@ANONYMIZERS.register("unet_tiny", "small CPU UNet: depth 3, decoder (32,16,16)")
+@_learned("unet_tiny", "small CPU UNet: depth 3, decoder (32,16,16)")
 def unet_tiny(encoder: str = "resnet18") -> Anonymizer:
     return _smp("unet", encoder, 3, (32, 16, 16))
 

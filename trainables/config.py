@@ -1,113 +1,260 @@
-"""The trial configuration: one typed dataclass, its named scales, validation and the CLI flags.
+"""The trial configuration: one typed dataclass whose field metadata is the single source of
+every field's help, valid values and stage.
 
-Every field carries its help text; the command line of ``trainables.run`` (and the launcher's
-overrides) is derived from these fields, so each flag is defined once.
+From that metadata come the CLI flags (:func:`add_flags`, also used for the study's own config),
+the typed parsing of ``--set KEY=VALUE`` and of Ray/MLflow dicts (:func:`parse_value`),
+:func:`validate`, and the keys of the cached shared stages (:mod:`trainables.keys`). A field
+declares the stage(s) of a trial whose result it changes:
+
+- ``data``: which samples and pixels the trial sees;
+- ``identity``: the identity initialisation of f_A;
+- ``warm``: the warm start of f_T and f_B (it runs after the identity stage, on the same random
+  stream, so it depends on it);
+- ``evaluation``: how the fresh f_T' and f_B' train and score (the raw reference is the
+  evaluation of the identity anonymizer);
+- ``game``: the minimax game (B, lambda, the seed);
+- ``runtime``: where and how fast, not what: in no key.
+
+This module imports nothing from ``trainables``: names that live in registries (models,
+datasets, augmentation policies) are checked against the registries the caller passes
+(:func:`trainables.catalog.validate` passes all of them).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+#: Each stage and the stages whose output it starts from.
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "data": (),
+    "identity": ("data",),
+    "warm": ("identity",),
+    "evaluation": ("data",),
+    "game": ("warm",),
+    "runtime": (),
+}
+STAGES = tuple(UPSTREAM)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a field accepts: bounds (``min``/``max`` inclusive, ``gt`` strict), a fixed set of
+    ``choices``, or a name in the registry of kind ``registry`` (``optional``: '' allowed)."""
+
+    min: float | None = None
+    gt: float | None = None
+    max: float | None = None
+    why: str = ""
+    choices: tuple[Any, ...] = ()
+    registry: str = ""
+    optional: bool = False
+
+    def problem(self, flag: str, value: Any, registries: Mapping[str, Collection[str]]) -> str:
+        """What is wrong with ``value``, or ''."""
+        if self.registry:
+            if self.optional and value == "":
+                return ""
+            known = registries[self.registry]
+            if value in known:
+                return ""
+            return f"{flag}: unknown {self.registry} {value!r}; valid: {', '.join(sorted(known))}"
+        if self.choices:
+            if value in self.choices:
+                return ""
+            return f"{flag} must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+        lo_ok = (self.min is None or value >= self.min) and (self.gt is None or value > self.gt)
+        hi_ok = self.max is None or value <= self.max
+        if lo_ok and hi_ok:
+            return ""
+        why = f" ({self.why})" if self.why else ""
+        if self.max is not None:
+            lo = f"[{self.min:g}" if self.min is not None else f"({self.gt:g}"
+            return f"{flag} must lie in {lo}, {self.max:g}]{why}, got {value}"
+        bound = f">= {self.min:g}" if self.min is not None else f"> {self.gt:g}"
+        return f"{flag} must be {bound}{why}, got {value}"
+
+
+def param(default: Any, help: str, *, stage: str | tuple[str, ...], **spec: Any) -> Any:
+    """A config field: its default, help text, stage(s) and what values it accepts."""
+    stages = (stage,) if isinstance(stage, str) else tuple(stage)
+    unknown = [s for s in stages if s not in UPSTREAM]
+    if not stages or unknown:
+        raise ValueError(f"a config field needs stages among {STAGES}, got {stages}")
+    return field(default=default, metadata={"help": help, "stages": stages, "spec": Spec(**spec)})
 
 
 def help_field(default: Any, help: str) -> Any:
-    """A dataclass field whose help text becomes the flag's help."""
+    """A field of a config that has no stages (the study's): its default and help text."""
     return field(default=default, metadata={"help": help})
 
 
-_f = help_field
+_f = param
+_DATA, _ID, _WARM, _EVAL, _GAME, _RUN = STAGES
 
 
 @dataclass(frozen=True)
 class TrialConfig:
     """Everything one trial needs. Defaults are the ``smoke`` scale."""
 
-    scale: str = _f("smoke", "named scale whose defaults fill every unset field")
-    dataset: str = _f("synthetic", "dataset or protocol name")
-    B: float = _f(0.3, "penalty bound B on RMS(X - f_A(X)) of action inputs, in [0, 1]")
-    lam: float = _f(1.0, "penalty weight lambda_penalty, >= 0")
-    seed: int = _f(0, "seed of model initialisation and training order")
-    data_seed: int = _f(0, "seed of the synthetic benchmark and of the shared stages")
+    scale: str = _f("smoke", "named scale whose defaults fill every unset field", stage=_RUN)
+    dataset: str = _f("synthetic", "dataset or protocol name", stage=_DATA, registry="dataset")
+    B: float = _f(
+        0.3,
+        "penalty bound B on RMS(X - f_A(X)) of action inputs, in [0, 1]",
+        stage=_GAME,
+        min=0.0,
+        max=1.0,
+        why="an RMS of pixels in [0, 1]",
+    )
+    lam: float = _f(1.0, "penalty weight lambda_penalty, >= 0", stage=_GAME, min=0.0)
+    seed: int = _f(0, "seed of model initialisation and training order", stage=_GAME)
+    data_seed: int = _f(0, "seed of the synthetic benchmark and of the shared stages", stage=_DATA)
     # Models.
-    anonymizer: str = _f("unetpp_tiny", "anonymizer f_A (learned or a fixed baseline)")
-    anon_encoder: str = _f("mobilenet_v2", "encoder of a learned anonymizer (smp name)")
-    action_model: str = _f("i3d_r50_tiny", "action model f_T used in the minimax game")
-    privacy_model: str = _f("resnet10_tiny", "privacy model f_B used in the minimax game")
-    eval_action_model: str = _f("", "fresh action model f_T' for evaluation ('' = action_model)")
-    eval_privacy_model: str = _f("", "fresh privacy model f_B' for evaluation ('' = privacy_model)")
+    anonymizer: str = _f(
+        "unetpp_tiny",
+        "anonymizer f_A (learned or a fixed baseline)",
+        stage=_ID,
+        registry="anonymizer",
+    )
+    anon_encoder: str = _f("mobilenet_v2", "encoder of a learned anonymizer (smp name)", stage=_ID)
+    # f_T and f_B are the fresh f_T' and f_B' too unless eval_* name others.
+    action_model: str = _f(
+        "i3d_r50_tiny",
+        "action model f_T used in the minimax game",
+        stage=(_WARM, _EVAL),
+        registry="action model",
+    )
+    privacy_model: str = _f(
+        "resnet10_tiny",
+        "privacy model f_B used in the minimax game",
+        stage=(_WARM, _EVAL),
+        registry="privacy model",
+    )
+    eval_action_model: str = _f(
+        "",
+        "fresh action model f_T' for evaluation ('' = action_model)",
+        stage=_EVAL,
+        registry="action model",
+        optional=True,
+    )
+    eval_privacy_model: str = _f(
+        "",
+        "fresh privacy model f_B' for evaluation ('' = privacy_model)",
+        stage=_EVAL,
+        registry="privacy model",
+        optional=True,
+    )
     # Data geometry and sizes.
-    size: int = _f(32, "frame height and width in pixels")
-    frames: int = _f(8, "frames per clip")
-    skip: int = _f(4, "frame skip when sampling clips from real videos")
-    n_action_train: int = _f(192, "synthetic action clips for training")
-    n_action_test: int = _f(96, "synthetic action clips for testing")
-    n_privacy_train: int = _f(192, "synthetic privacy images for training")
-    n_privacy_test: int = _f(96, "synthetic privacy images for testing")
-    # Optimisation.
-    batch_size: int = _f(16, "action clips per batch")
-    privacy_batch_size: int = _f(32, "privacy samples (pairs) per batch")
-    identity_epochs: int = _f(3, "epochs of L1 identity initialisation of f_A")
-    identity_lr: float = _f(1e-3, "learning rate of the identity initialisation")
+    size: int = _f(32, "frame height and width in pixels", stage=_DATA, min=16)
+    frames: int = _f(8, "frames per clip", stage=_DATA, min=2, why="to show motion")
+    skip: int = _f(4, "frame skip when sampling clips from real videos", stage=_DATA, min=1)
+    n_action_train: int = _f(192, "synthetic action clips for training", stage=_DATA, min=2)
+    n_action_test: int = _f(96, "synthetic action clips for testing", stage=_DATA, min=2)
+    n_privacy_train: int = _f(192, "synthetic privacy images for training", stage=_DATA, min=2)
+    n_privacy_test: int = _f(96, "synthetic privacy images for testing", stage=_DATA, min=2)
+    # Optimisation. The warm starts train with the evaluation's learning rates and batch size.
+    batch_size: int = _f(16, "action clips per batch", stage=_ID, min=2)
+    privacy_batch_size: int = _f(32, "privacy samples (pairs) per batch", stage=_ID, min=2)
+    identity_epochs: int = _f(3, "epochs of L1 identity initialisation of f_A", stage=_ID, min=0)
+    identity_lr: float = _f(1e-3, "learning rate of the identity initialisation", stage=_ID, gt=0.0)
     pretrain_action_epochs: int = _f(
-        6, "epochs training f_T on raw clips before the game (stands in for Kinetics-400 weights)"
+        6,
+        "epochs training f_T on raw clips before the game (stands in for Kinetics-400 weights)",
+        stage=_WARM,
+        min=0,
     )
     pretrain_privacy_epochs: int = _f(
         3,
         "epochs of SimCLR on raw privacy data before the game "
         "(stands in for self-supervised weights)",
+        stage=_WARM,
+        min=0,
     )
-    minimax_epochs: int = _f(2, "epochs of the minimax game")
-    lr_anon: float = _f(1e-3, "learning rate of f_A in the game")
-    lr_action: float = _f(1e-3, "learning rate of f_T in the game")
-    lr_privacy: float = _f(1e-3, "learning rate of f_B in the game")
-    temperature: float = _f(0.1, "NT-Xent temperature")
+    minimax_epochs: int = _f(2, "epochs of the minimax game", stage=_GAME, min=0)
+    lr_anon: float = _f(1e-3, "learning rate of f_A in the game", stage=_GAME, gt=0.0)
+    lr_action: float = _f(1e-3, "learning rate of f_T in the game", stage=_GAME, gt=0.0)
+    lr_privacy: float = _f(1e-3, "learning rate of f_B in the game", stage=_GAME, gt=0.0)
+    temperature: float = _f(0.1, "NT-Xent temperature", stage=_WARM, gt=0.0)
     positives: str = _f(
         "augment",
         "NT-Xent positives: 'augment' (two augmentations of one "
         "privacy image) or 'frames' (two frames frame_gap apart)",
+        stage=_WARM,
+        choices=("augment", "frames"),
     )
-    frame_gap: int = _f(4, "frame distance of the positives when positives='frames'")
-    eval_action_epochs: int = _f(6, "epochs training the fresh f_T'")
-    eval_privacy_epochs: int = _f(4, "epochs training the fresh f_B'")
-    eval_lr_action: float = _f(3e-3, "learning rate of f_T'")
-    eval_lr_privacy: float = _f(2e-3, "learning rate of f_B'")
-    eval_batch_size: int = _f(32, "batch size of f_T' and f_B' training")
-    max_steps_per_epoch: int = _f(0, "cap on batches per epoch in every stage (0 = no cap)")
+    frame_gap: int = _f(4, "frame distance of the positives when positives='frames'", stage=_WARM)
+    eval_action_epochs: int = _f(6, "epochs training the fresh f_T'", stage=_EVAL, min=1)
+    eval_privacy_epochs: int = _f(4, "epochs training the fresh f_B'", stage=_EVAL, min=1)
+    eval_lr_action: float = _f(
+        3e-3, "learning rate of f_T' (and of the f_T warm start)", stage=(_WARM, _EVAL), gt=0.0
+    )
+    eval_lr_privacy: float = _f(
+        2e-3, "learning rate of f_B' (and of the f_B warm start)", stage=(_WARM, _EVAL), gt=0.0
+    )
+    eval_batch_size: int = _f(
+        32,
+        "batch size of f_T' and f_B' training (and of the f_T warm start)",
+        stage=(_WARM, _EVAL),
+        min=2,
+    )
+    max_steps_per_epoch: int = _f(
+        0, "cap on batches per epoch in every stage (0 = no cap)", stage=(_ID, _EVAL), min=0
+    )
     augment: str = _f(
         "light",
         "training augmentation: 'light' (flip, crop, brightness) or 'paper' (adds colour jitter "
         "and random erasing)",
+        stage=(_WARM, _EVAL),
+        registry="augmentation policy",
     )
     # Real datasets (see trainables/datasets): roots default to the environment variables
     # UCF101_ROOT, HMDB51_ROOT, PAHMDB_ROOT, VISPR_ROOT, VPUCF_ROOT and VPHMDB_ROOT.
-    ucf101_root: str = _f("", "UCF101 root (UCF-101/ and ucfTrainTestlist/)")
-    hmdb51_root: str = _f("", "HMDB51 root (<class>/<video>.avi and the split files)")
-    pahmdb_root: str = _f("", "PA-HMDB51 root (PrivacyAttributes/<class>.json)")
-    vispr_root: str = _f("", "VISPR root (images/<split>/ and annos/<split>/)")
-    vpucf_root: str = _f("", "VP-UCF root (annotations.csv)")
-    vphmdb_root: str = _f("", "VP-HMDB root (annotations.csv)")
-    split: int = _f(1, "official split of UCF101/HMDB51 (1-3)")
-    crop: float = _f(0.8, "fraction of the frame each clip crops before resizing")
-    test_clips: int = _f(5, "evenly spaced clips per test video (Top-1 averages their softmax)")
-    workers: int = _f(2, "DataLoader workers decoding real videos")
+    ucf101_root: str = _f("", "UCF101 root (UCF-101/ and ucfTrainTestlist/)", stage=_DATA)
+    hmdb51_root: str = _f("", "HMDB51 root (<class>/<video>.avi and the split files)", stage=_DATA)
+    pahmdb_root: str = _f("", "PA-HMDB51 root (PrivacyAttributes/<class>.json)", stage=_DATA)
+    vispr_root: str = _f("", "VISPR root (images/<split>/ and annos/<split>/)", stage=_DATA)
+    vpucf_root: str = _f("", "VP-UCF root (annotations.csv)", stage=_DATA)
+    vphmdb_root: str = _f("", "VP-HMDB root (annotations.csv)", stage=_DATA)
+    split: int = _f(1, "official split of UCF101/HMDB51 (1-3)", stage=_DATA, choices=(1, 2, 3))
+    crop: float = _f(
+        0.8, "fraction of the frame each clip crops before resizing", stage=_DATA, gt=0.0, max=1.0
+    )
+    test_clips: int = _f(
+        5,
+        "evenly spaced clips per test video (Top-1 averages their softmax)",
+        stage=_DATA,
+        min=1,
+    )
+    workers: int = _f(2, "DataLoader workers decoding real videos", stage=_RUN, min=0)
     clip_store: str = _f(
         "stream",
         "how real videos become clips: 'stream' (decoded batch by batch in persistent DataLoader "
         "workers, a fresh random clip of each training video every epoch; memory does not grow "
         "with the dataset) or 'memory' (decoded once before training, one random clip per "
         "training video; faster for small subsets)",
+        stage=_DATA,
+        choices=("stream", "memory"),
     )
     anon_weights: str = _f(
-        "", "local file of identity-trained f_A weights (skips the identity initialisation)"
+        "",
+        "local file of identity-trained f_A weights (skips the identity initialisation)",
+        stage=_ID,
     )
     action_weights: str = _f(
-        "", "local file of Kinetics-400 weights for f_T (and f_T' when it is the same model)"
+        "",
+        "local file of Kinetics-400 weights for f_T (and f_T' when it is the same model)",
+        stage=(_WARM, _EVAL),
     )
-    privacy_weights: str = _f("", "local file of SimCLR self-supervised weights for f_B")
-    amp: bool = _f(False, "bf16 autocast on CUDA")
-    device: str = _f("auto", "'auto', 'cpu' or 'cuda[:N]'")
+    privacy_weights: str = _f(
+        "", "local file of SimCLR self-supervised weights for f_B", stage=_WARM
+    )
+    amp: bool = _f(False, "bf16 autocast on CUDA", stage=(_ID, _EVAL))
+    device: str = _f("auto", "'auto', 'cpu' or 'cuda[:N]'", stage=_RUN)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,6 +267,9 @@ class TrialConfig:
     def target_privacy_model(self) -> str:
         return self.eval_privacy_model or self.privacy_model
 
+
+#: Fields that name a local file to load.
+WEIGHT_FIELDS = ("anon_weights", "action_weights", "privacy_weights")
 
 SCALES: dict[str, dict[str, Any]] = {
     # Tests and quick looks: a whole trial in well under a minute on 2 CPU cores.
@@ -171,8 +321,61 @@ SCALES: dict[str, dict[str, Any]] = {
     ),
 }
 
-POSITIVES = ("augment", "frames")
-CLIP_STORES = ("stream", "memory")
+
+class ConfigError(ValueError):
+    """A config that cannot run; raised before any training starts."""
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _field_types(cls: type) -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(cls)}
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def parse_value(cls: type, name: str, value: Any) -> Any:
+    """``value`` (a string from the command line, Ray or MLflow, or already typed) as the type
+    of field ``name`` of the dataclass ``cls``; a bad value is an error naming the key and the
+    expected type."""
+    types = _field_types(cls)
+    if name not in types:
+        raise ValueError(
+            f"unknown config keys {[name]}; valid keys are: {', '.join(sorted(types))}"
+        )
+    t = types[name]
+    if t not in _TYPE_WORDS:
+        return value.strip() if isinstance(value, str) else value
+    if t == "bool":
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "0", "false", "no"):
+            return text in ("1", "true", "yes")
+    elif not isinstance(value, bool):
+        try:
+            number = float(value)  # "3", 3 and 3.0 are all the int 3
+            if t == "float":
+                return number
+            if number.is_integer():
+                return int(number)
+        except ValueError:
+            pass
+    raise ValueError(f"{name}={value!r}: expected {_TYPE_WORDS[t]}")
+
+
+def parse_assignments(items: Iterable[str], cls: type | None = None) -> dict[str, Any]:
+    """``KEY=VALUE`` items (``--set``) as typed values of ``cls``'s fields (TrialConfig by
+    default); ``-`` in a key reads as ``_``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        out[key] = parse_value(cls or TrialConfig, key, value)
+    return out
 
 
 def config_for(scale: str = "smoke", **overrides: Any) -> TrialConfig:
@@ -189,116 +392,38 @@ def config_for(scale: str = "smoke", **overrides: Any) -> TrialConfig:
     return TrialConfig(scale=scale, **values)
 
 
-def from_dict(d: dict[str, Any]) -> TrialConfig:
-    """Build a config from a flat dict (a Ray Tune config, MLflow params): the scale first, then
-    the rest as overrides, each converted to its field's type."""
-    types = {f.name: f.type for f in fields(TrialConfig)}
-    conv: dict[str, Any] = {}
-    for k, v in d.items():
-        if k == "scale" or k not in types or v is None:
-            continue
-        t = types[k]
-        if t in ("bool", bool) and isinstance(v, str):
-            conv[k] = v.lower() in ("1", "true", "yes")
-        elif t in ("int", int):
-            conv[k] = int(v)
-        elif t in ("float", float):
-            conv[k] = float(v)
-        else:
-            conv[k] = v
-    extra = sorted(set(d) - set(types))
+def from_dict(d: Mapping[str, Any]) -> TrialConfig:
+    """Build a config from a flat dict (a Ray Tune config, MLflow params, ``--set`` values): the
+    scale first, then the rest as overrides, each parsed as its field's type."""
+    known = _field_types(TrialConfig)
+    extra = sorted(set(d) - set(known))
     if extra:
-        raise ValueError(f"unknown config keys {extra}; valid keys are: {', '.join(sorted(types))}")
+        raise ValueError(f"unknown config keys {extra}; valid keys are: {', '.join(sorted(known))}")
+    conv = {
+        k: parse_value(TrialConfig, k, v) for k, v in d.items() if k != "scale" and v is not None
+    }
     return config_for(str(d.get("scale", "smoke")), **conv)
 
 
-class ConfigError(ValueError):
-    """A config that cannot run; raised before any training starts."""
-
-
-def validate(cfg: TrialConfig) -> None:
-    """Check names, ranges and sizes; raise ConfigError naming the field and the fix."""
-    from trainables.action_models import ACTION_MODELS
-    from trainables.anonymizers import ANONYMIZERS
-    from trainables.data import DATASETS
-    from trainables.privacy_models import PRIVACY_MODELS
-
-    errors: list[str] = []
+def validate(cfg: TrialConfig, *, registries: Mapping[str, Collection[str]]) -> None:
+    """Check every field against its spec, then the rules that tie fields together; raise one
+    ConfigError naming each bad field and the fix. ``registries`` maps a registry kind to its
+    names (:func:`trainables.catalog.validate` passes them all)."""
+    errors = [
+        msg
+        for f in fields(cfg)
+        if (msg := f.metadata["spec"].problem(flag(f.name), getattr(cfg, f.name), registries))
+    ]
 
     def check(ok: bool, msg: str) -> None:
         if not ok:
             errors.append(msg)
 
-    for reg, name, flag in (
-        (ANONYMIZERS, cfg.anonymizer, "--anonymizer"),
-        (ACTION_MODELS, cfg.action_model, "--action-model"),
-        (ACTION_MODELS, cfg.target_action_model, "--eval-action-model"),
-        (PRIVACY_MODELS, cfg.privacy_model, "--privacy-model"),
-        (PRIVACY_MODELS, cfg.target_privacy_model, "--eval-privacy-model"),
-        (DATASETS, cfg.dataset, "--dataset"),
-    ):
-        check(name in reg, f"{flag}: unknown {reg.kind} {name!r}; valid: {', '.join(reg.names())}")
-    check(0.0 <= cfg.B <= 1.0, f"--B must lie in [0, 1] (an RMS of pixels in [0, 1]), got {cfg.B}")
-    check(cfg.lam >= 0, f"--lam must be >= 0, got {cfg.lam}")
-    check(cfg.size >= 16, f"--size must be >= 16 pixels, got {cfg.size}")
-    check(cfg.frames >= 2, f"--frames must be >= 2 to show motion, got {cfg.frames}")
-    check(cfg.skip >= 1, f"--skip must be >= 1, got {cfg.skip}")
-    for name in (
-        "n_action_train",
-        "n_action_test",
-        "n_privacy_train",
-        "n_privacy_test",
-        "batch_size",
-        "privacy_batch_size",
-        "eval_batch_size",
-    ):
-        check(
-            getattr(cfg, name) >= 2,
-            f"--{name.replace('_', '-')} must be >= 2, got {getattr(cfg, name)}",
-        )
-    for name in (
-        "identity_epochs",
-        "pretrain_action_epochs",
-        "pretrain_privacy_epochs",
-        "minimax_epochs",
-        "max_steps_per_epoch",
-    ):
-        check(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} must be >= 0")
-    for name in ("eval_action_epochs", "eval_privacy_epochs"):
-        check(getattr(cfg, name) >= 1, f"--{name.replace('_', '-')} must be >= 1")
-    for name in (
-        "identity_lr",
-        "lr_anon",
-        "lr_action",
-        "lr_privacy",
-        "eval_lr_action",
-        "eval_lr_privacy",
-        "temperature",
-    ):
-        check(getattr(cfg, name) > 0, f"--{name.replace('_', '-')} must be > 0")
-    check(
-        cfg.positives in POSITIVES,
-        f"--positives must be one of {', '.join(POSITIVES)}, got {cfg.positives!r}",
-    )
     if cfg.positives == "frames":
         check(
             1 <= cfg.frame_gap < cfg.frames,
             f"--frame-gap must be in [1, frames-1] = [1, {cfg.frames - 1}], got {cfg.frame_gap}",
         )
-    from trainables.augment import POLICIES
-
-    check(
-        cfg.augment in POLICIES,
-        f"--augment must be one of {', '.join(POLICIES)}, got {cfg.augment!r}",
-    )
-    check(cfg.split in (1, 2, 3), f"--split must be 1, 2 or 3, got {cfg.split}")
-    check(0 < cfg.crop <= 1, f"--crop must lie in (0, 1], got {cfg.crop}")
-    check(cfg.test_clips >= 1, f"--test-clips must be >= 1, got {cfg.test_clips}")
-    check(cfg.workers >= 0, f"--workers must be >= 0, got {cfg.workers}")
-    check(
-        cfg.clip_store in CLIP_STORES,
-        f"--clip-store must be one of {', '.join(CLIP_STORES)}, got {cfg.clip_store!r}",
-    )
     check(
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
         f"--device must be auto, cpu or cuda[:N], got {cfg.device!r}",
@@ -313,13 +438,11 @@ def validate(cfg: TrialConfig) -> None:
             f"{SYNTHETIC_RENDER_LIMIT / 2**30:.0f} GiB); lower --size, --frames or the --n-* "
             f"sizes (the paper scale is meant for real datasets)",
         )
-    from pathlib import Path
-
-    for name in ("anon_weights", "action_weights", "privacy_weights"):
+    for name in WEIGHT_FIELDS:
         value = getattr(cfg, name)
         check(
             not value or Path(value).is_file(),
-            f"--{name.replace('_', '-')}: {value} does not exist (weights are never downloaded; "
+            f"{flag(name)}: {value} does not exist (weights are never downloaded; "
             "give a local file)",
         )
     if errors:
@@ -340,20 +463,39 @@ def synthetic_render_bytes(cfg: TrialConfig) -> int:
     return render + stored
 
 
-def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()) -> None:
-    """Add one ``--flag`` per config field (default None = take the scale's value)."""
-    for f in fields(TrialConfig):
+def add_flags(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    exclude: tuple[str, ...] = (),
+    defaults: Mapping[str, Any] | None = None,
+    repeat: tuple[str, ...] = (),
+) -> None:
+    """One ``--flag`` per field of the dataclass ``cls``, with the field's help. With
+    ``defaults`` None, every flag defaults to None (= take the scale's value) and its help names
+    the smoke default; otherwise flags default to ``defaults``. Bool fields are switches;
+    fields in ``repeat`` collect repeated ``KEY=VALUE`` flags."""
+    for f in fields(cls):
         if f.name in exclude:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        help_ = f"{f.metadata.get('help', '')} (smoke: {f.default})"
-        if f.type in ("bool", bool):
+        shown = f.default if defaults is None else defaults[f.name]
+        help_ = f.metadata.get("help", "") + (
+            f" (smoke: {shown})" if defaults is None else f" (default: {shown!r})"
+        )
+        default = None if defaults is None else defaults[f.name]
+        if f.name in repeat:
             parser.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_
+                flag(f.name), dest=f.name, action="append", default=[], metavar="KEY=VALUE",
+                help=help_,
+            )  # fmt: skip
+        elif str(f.type) == "bool":
+            action = argparse.BooleanOptionalAction if defaults is None else "store_true"
+            parser.add_argument(
+                flag(f.name), dest=f.name, action=action, default=default, help=help_
             )
         else:
-            typ = {"int": int, "float": float, "str": str}.get(str(f.type), str)
-            parser.add_argument(flag, dest=f.name, type=typ, default=None, help=help_)
+            typ = {"int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(flag(f.name), dest=f.name, type=typ, default=default, help=help_)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

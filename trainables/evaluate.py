@@ -11,7 +11,7 @@ clips, f_B' its attribute probabilities.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -20,12 +20,13 @@ from trainables import losses, metrics
 from trainables.action_models import build_action_model
 from trainables.augment import augment_images
 from trainables.config import TrialConfig
-from trainables.data import TrialData, batches, flip_label_tensor, to_float
 from trainables.datasets.stream import ClipStream
+from trainables.device import Runtime, check_finite
 from trainables.pixels import Anonymized, Pixels, fetch
 from trainables.privacy_models import build_privacy_model
-from trainables.synthetic import ClipSet, ImageSet
-from trainables.train import Log, Runtime, check_finite, fit_action_classifier, shuffled
+from trainables.sets import ClipSet, ImageSet, TrialData, batches, to_float
+from trainables.train import Log, fit_action_classifier, shuffled
+from trainables.weights import load_weights
 
 
 @dataclass
@@ -36,9 +37,6 @@ class EvalResult:
     rms: float
     ap: list[float] = field(default_factory=list)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @torch.no_grad()
@@ -81,8 +79,6 @@ def train_action_target(
         cfg.target_action_model, num_classes=num_classes, frames=cfg.frames, size=cfg.size
     )
     if cfg.action_weights and cfg.target_action_model == cfg.action_model:
-        from trainables.weights import load_weights
-
         load_weights(model, cfg.action_weights, "f_T' (" + cfg.target_action_model + ")", log)
     model = model.to(rt.device)
     fit_action_classifier(
@@ -130,7 +126,7 @@ def train_privacy_target(
     model = build_privacy_model(
         cfg.target_privacy_model, head="multilabel", num_outputs=train_a.shape[1]
     )
-    rt.place(model, image_net=True)
+    rt.place(model, channels_last=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.eval_lr_privacy)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.eval_privacy_epochs)
     clips = train_x.dim() == 5
@@ -197,7 +193,7 @@ def evaluate(
         cfg,
         rt,
         log,
-        flip_label_tensor(data),
+        data.flip_labels(),
         test_video=act_te.video,
     )
     rms = float(rms_te.mean()) if rms_te is not None else a_te.mean_rms()  # type: ignore[union-attr]

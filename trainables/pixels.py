@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from trainables import losses
-from trainables.data import to_float
 from trainables.datasets.stream import ClipStream
+from trainables.sets import to_float
 
 
 @dataclass

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from trainables.config import SCALES, add_config_flags, config_for, overrides_from_args
+from trainables.config import SCALES, TrialConfig, add_flags, config_for, overrides_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,17 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the registered datasets, anonymizers and models, then exit",
     )
     p.add_argument("--quiet", action="store_true", help="print only the final JSON line")
-    add_config_flags(p, exclude=("scale",))
+    add_flags(p, TrialConfig, exclude=("scale",))
     return p
 
 
 def _list() -> None:
-    from trainables.action_models import ACTION_MODELS
-    from trainables.anonymizers import ANONYMIZERS
-    from trainables.data import DATASETS
-    from trainables.privacy_models import PRIVACY_MODELS
+    from trainables.catalog import REGISTRIES
 
-    for reg in (DATASETS, ANONYMIZERS, ACTION_MODELS, PRIVACY_MODELS):
+    for reg in REGISTRIES:
         print(f"{reg.kind}s:")
         for name in reg.names():
             print(f"  {name:<16} {reg.describe(name)}")
@@ -51,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         _list()
         return 0
-    from trainables.config import ConfigError, validate
+    from trainables.catalog import validate
+    from trainables.config import ConfigError
     from trainables.trial import run_trial
 
     def log(msg: str) -> None:

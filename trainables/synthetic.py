@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from trainables.datasets.stream import ClipStream
+from trainables.sets import ClipSet, ImageSet
 
 ACTIONS: tuple[str, ...] = (
     "move_right",
@@ -76,31 +74,6 @@ class SyntheticSpec:
         for name in ("n_action_train", "n_action_test", "n_privacy_train", "n_privacy_test"):
             if getattr(self, name) < 2:
                 raise ValueError(f"synthetic {name} must be >= 2, got {getattr(self, name)}")
-
-
-@dataclass
-class ClipSet:
-    """Clips (N, C, T, H, W) uint8, action labels (N,), attributes (N, A) float, masks (N, T, H, W) bool.
-
-    ``clips`` is a tensor, or for real videos a :class:`~trainables.datasets.stream.ClipStream`
-    that decodes rows on demand (read it through :func:`trainables.pixels.fetch`)."""
-
-    clips: torch.Tensor | ClipStream
-    labels: torch.Tensor
-    attributes: torch.Tensor
-    masks: torch.Tensor | None = None
-    #: Which video each clip was cut from, when a test video gives several clips (Top-1 then
-    #: averages the softmax over a video's clips); None: one clip per video.
-    video: torch.Tensor | None = None
-
-
-@dataclass
-class ImageSet:
-    """Images (N, C, H, W) uint8, attributes (N, A) float, masks (N, H, W) bool."""
-
-    images: torch.Tensor
-    attributes: torch.Tensor
-    masks: torch.Tensor | None = None
 
 
 @dataclass

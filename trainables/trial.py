@@ -1,140 +1,29 @@
-"""One trial from a typed config to a typed result: shared stages, minimax, evaluation.
-
-The shared stages (identity-initialised f_A, warm-started f_T and f_B, and the raw-data
-reference evaluation) depend only on the data and the backbones, never on B or lambda, so a
-study computes them once and passes them to every trial.
-"""
+"""One trial from a typed config to a typed result: minimax from the shared stages, then the
+evaluation with fresh target models (:func:`run_trial`)."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
-from trainables.action_models import build_action_model
-from trainables.anonymizers import Anonymizer, build_anonymizer
-from trainables.config import ConfigError, TrialConfig, validate
-from trainables.data import TrialData, load_data
-from trainables.evaluate import EvalResult, evaluate
-from trainables.privacy_models import build_privacy_model
-from trainables.train import (
-    Log,
-    Runtime,
-    identity_init,
-    make_minimax_optimizers,
-    minimax,
-    pretrain_action,
-    pretrain_privacy,
-    resolve_device,
-    stage_data,
-)
+from trainables.build import build_models, check_pretrained
+from trainables.catalog import validate
+from trainables.config import TrialConfig
+from trainables.data import load_data
+from trainables.device import runtime, stage_data
+from trainables.evaluate import evaluate
+from trainables.keys import shared_key
+from trainables.sets import TrialData
+from trainables.stages import SharedStages, compute_shared, cpu_state
+from trainables.train import Log, make_minimax_optimizers, minimax
 
-# Config fields that determine the raw-data reference evaluation.
-RAW_FIELDS = (
-    "dataset",
-    "data_seed",
-    "size",
-    "frames",
-    "skip",
-    "n_action_train",
-    "n_action_test",
-    "n_privacy_train",
-    "n_privacy_test",
-    "action_model",
-    "privacy_model",
-    "eval_action_model",
-    "eval_privacy_model",
-    "eval_action_epochs",
-    "eval_privacy_epochs",
-    "eval_lr_action",
-    "eval_lr_privacy",
-    "eval_batch_size",
-    "max_steps_per_epoch",
-    "amp",
-    "augment",
-    "ucf101_root",
-    "hmdb51_root",
-    "pahmdb_root",
-    "vispr_root",
-    "vpucf_root",
-    "vphmdb_root",
-    "split",
-    "crop",
-    "test_clips",
-    "clip_store",
-    "action_weights",
-)
-# ... and those that determine the initial f_A, f_T and f_B. B, lambda, the seed and the
-# game's learning rates appear in neither.
-INIT_FIELDS = RAW_FIELDS + (
-    "anonymizer",
-    "anon_encoder",
-    "batch_size",
-    "privacy_batch_size",
-    "identity_epochs",
-    "identity_lr",
-    "pretrain_action_epochs",
-    "pretrain_privacy_epochs",
-    "positives",
-    "frame_gap",
-    "temperature",
-    "anon_weights",
-    "privacy_weights",
-)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return the CPU generator used for shuffling."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def _key(cfg: TrialConfig, names: tuple[str, ...]) -> str:
-    d = {k: getattr(cfg, k) for k in names}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def raw_key(cfg: TrialConfig) -> str:
-    """A short hash of what the raw reference depends on."""
-    return _key(cfg, RAW_FIELDS)
-
-
-def init_key(cfg: TrialConfig) -> str:
-    """A short hash of what the initial f_A, f_T and f_B depend on."""
-    return _key(cfg, INIT_FIELDS)
-
-
-def shared_key(cfg: TrialConfig) -> str:
-    """A short hash of everything the shared stages depend on."""
-    return init_key(cfg)
-
-
-def penalty_is_inert(cfg: TrialConfig) -> bool:
-    """True when the penalty term is exactly zero at every step, whatever the data: lambda = 0,
-    or B >= 1, which an RMS of pixels in [0, 1] (the anonymizers end in a sigmoid or a clamp)
-    can never exceed. Such trials compute exactly what the unpenalised game computes."""
-    return cfg.lam == 0.0 or cfg.B >= 1.0
-
-
-def result_key(cfg: TrialConfig) -> str:
-    """A short hash of everything a trial's result depends on. Trials whose penalty is inert
-    share one key (B and lambda drop out), so a study computes their common result once."""
-    d = cfg.to_dict()
-    for k in ("device", "workers"):  # where and how fast, not what
-        d.pop(k)
-    if penalty_is_inert(cfg):
-        d["B"], d["lam"] = "inert", "inert"
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+#: A trial's final metrics, in the order ``trainables.run`` prints them.
+FINAL_METRICS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")
 
 
 @dataclass
@@ -163,179 +52,8 @@ class TrialResult:
 
     def summary(self) -> dict[str, Any]:
         """The flat metrics: the last line printed by ``trainables.run``."""
-        keys = (
-            "top1",
-            "cmap",
-            "f1",
-            "rms",
-            "raw_top1",
-            "raw_cmap",
-            "raw_f1",
-            "seconds",
-            "shared_seconds",
-            "seed",
-            "data_seed",
-        )
+        keys = (*FINAL_METRICS, "shared_seconds", "seed", "data_seed")
         return {**{k: getattr(self, k) for k in keys}, "skipped_files": len(self.skipped_files)}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "anonymizer"}
-
-
-def _runtime(cfg: TrialConfig, seed: int) -> Runtime:
-    gen = seed_everything(seed)
-    return Runtime(device=resolve_device(cfg.device), amp=cfg.amp, gen=gen)
-
-
-def _check_geometry(cfg: TrialConfig, anon: Anonymizer, models: list[Any]) -> None:
-    for what, m in [("anonymizer " + cfg.anonymizer, anon)] + models:
-        mult = getattr(m, "size_multiple", 1)
-        if cfg.size % mult:
-            raise ConfigError(
-                f"--size {cfg.size} does not work with {what}: height and width "
-                f"must be multiples of {mult}; try --size {mult * max(1, round(cfg.size / mult))}"
-            )
-        min_frames = getattr(m, "min_frames", 1)
-        if cfg.frames < min_frames:
-            raise ConfigError(
-                f"--frames {cfg.frames} is too few for {what}: it needs >= {min_frames}"
-            )
-
-
-def build_models(
-    cfg: TrialConfig, data: TrialData
-) -> tuple[Anonymizer, torch.nn.Module, torch.nn.Module]:
-    """f_A, f_T and f_B for the game, with their geometry checked against the config."""
-    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
-    f_t = build_action_model(
-        cfg.action_model, num_classes=data.num_classes, frames=cfg.frames, size=cfg.size
-    )
-    f_b = build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128)
-    f_t_eval = build_action_model(
-        cfg.target_action_model, num_classes=data.eval_num_classes, frames=cfg.frames, size=cfg.size
-    )
-    _check_geometry(
-        cfg,
-        anon,
-        [
-            ("action model " + cfg.action_model, f_t),
-            ("action model " + cfg.target_action_model, f_t_eval),
-        ],
-    )
-    if anon.needs_mask and data.action_train.masks is None:
-        raise ConfigError(
-            f"anonymizer {cfg.anonymizer} needs actor masks, and dataset {cfg.dataset} has none"
-        )
-    return anon, f_t, f_b
-
-
-def load_pretrained(
-    cfg: TrialConfig,
-    anon: Anonymizer,
-    f_t: torch.nn.Module,
-    f_b: torch.nn.Module,
-    log: Log = print,
-) -> None:
-    """Load the configured local weights into f_A, f_T and f_B."""
-    from trainables.weights import load_weights
-
-    if cfg.anon_weights and anon.trainable:
-        load_weights(anon, cfg.anon_weights, "f_A (" + cfg.anonymizer + ")", log)
-    if cfg.action_weights:
-        load_weights(f_t, cfg.action_weights, "f_T (" + cfg.action_model + ")", log)
-    if cfg.privacy_weights:
-        load_weights(f_b, cfg.privacy_weights, "f_B (" + cfg.privacy_model + ")", log)
-
-
-def check_pretrained(cfg: TrialConfig) -> None:
-    """Build the models with a placeholder class count and load the configured weights, so
-    that weights which do not fit fail before any data is decoded (the heads are replaced
-    anyway)."""
-    if not (cfg.anon_weights or cfg.action_weights or cfg.privacy_weights):
-        return
-    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
-    f_t = build_action_model(cfg.action_model, num_classes=2, frames=cfg.frames, size=cfg.size)
-    f_b = build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128)
-    load_pretrained(cfg, anon, f_t, f_b, log=lambda m: None)
-
-
-@dataclass
-class InitStages:
-    """The initial f_A, f_T and f_B (None for a fixed anonymizer) and their training curves."""
-
-    key: str
-    anon: dict[str, torch.Tensor] | None = None
-    action: dict[str, torch.Tensor] | None = None
-    privacy: dict[str, torch.Tensor] | None = None
-    history: dict[str, list[float]] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-@dataclass
-class SharedStages:
-    """Everything a trial reuses: the initial networks and the raw reference evaluation."""
-
-    init: InitStages
-    raw: EvalResult
-
-    @property
-    def key(self) -> str:
-        return self.init.key
-
-    @property
-    def seconds(self) -> float:
-        return self.init.seconds + self.raw.seconds
-
-
-def compute_init(cfg: TrialConfig, data: TrialData, log: Log = print) -> InitStages:
-    """Identity initialisation of f_A and warm starts of f_T and f_B, seeded by ``data_seed``."""
-    t0 = time.time()
-    rt = _runtime(cfg, cfg.data_seed)
-    anon, f_t, f_b = build_models(cfg, data)
-    if not anon.trainable:
-        return InitStages(key=init_key(cfg))
-    load_pretrained(cfg, anon, f_t, f_b, log)
-    rt.place(anon, image_net=True)
-    rt.place(f_t)
-    rt.place(f_b, image_net=True)
-    data = stage_data(data, rt.device)
-    if cfg.anon_weights:
-        log(f"[identity] skipped: f_A starts from {cfg.anon_weights}")
-        identity: list[float] = []
-    else:
-        identity = identity_init(anon, data, cfg, rt, log)
-    history = {
-        "identity_l1": identity,
-        "warm_action_ce": pretrain_action(f_t, data, cfg, rt, log),
-        "warm_privacy_ntxent": pretrain_privacy(f_b, data, cfg, rt, log),
-    }
-    return InitStages(
-        key=init_key(cfg),
-        anon=_cpu_state(anon),
-        action=_cpu_state(f_t),
-        privacy=_cpu_state(f_b),
-        history=history,
-        seconds=time.time() - t0,
-    )
-
-
-def compute_raw(cfg: TrialConfig, data: TrialData, log: Log = print) -> EvalResult:
-    """The raw-data reference: the evaluation of the identity anonymizer."""
-    rt = _runtime(cfg, cfg.data_seed + 1)
-    log("[raw] evaluating the raw-data reference (identity anonymizer)")
-    data = stage_data(data, rt.device)
-    return evaluate(build_anonymizer("identity").to(rt.device), data, cfg, rt, log, label=" raw")
-
-
-def compute_shared(cfg: TrialConfig, data: TrialData, log: Log = print) -> SharedStages:
-    """Both shared stages for ``cfg``."""
-    init = compute_init(cfg, data, log)
-    raw = compute_raw(cfg, data, log)
-    return SharedStages(init, raw)
-
-
-def _cpu_state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
 
 
 Snapshot = Callable[[], dict[str, Any]]
@@ -370,7 +88,7 @@ def run_trial(
     elif shared.key != shared_key(cfg):
         raise ValueError("the shared stages were computed for another data/backbone config")
 
-    rt = _runtime(cfg, cfg.seed)
+    rt = runtime(cfg.device, cfg.amp, cfg.seed)
     data = stage_data(data, rt.device)
     anon, f_t, f_b = build_models(cfg, data)
     history: list[dict[str, float]] = []
@@ -379,9 +97,9 @@ def run_trial(
         anon.load_state_dict(copy.deepcopy(start.get("anon", shared.init.anon)))
         f_t.load_state_dict(copy.deepcopy(start.get("action", shared.init.action)))
         f_b.load_state_dict(copy.deepcopy(start.get("privacy", shared.init.privacy)))
-        rt.place(anon, image_net=True)
+        rt.place(anon, channels_last=True)
         rt.place(f_t)
-        rt.place(f_b, image_net=True)
+        rt.place(f_b, channels_last=True)
         opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
         if resume:
             for k, opt in opts.items():
@@ -394,9 +112,9 @@ def run_trial(
         def snapshot(epoch: int) -> dict[str, Any]:
             return {
                 "epoch": epoch,
-                "anon": _cpu_state(anon),
-                "action": _cpu_state(f_t),
-                "privacy": _cpu_state(f_b),
+                "anon": cpu_state(anon),
+                "action": cpu_state(f_t),
+                "privacy": cpu_state(f_b),
                 "optim": {k: o.state_dict() for k, o in opts.items()},
                 "history": list(history),
                 "gen": rt.gen.get_state(),
@@ -422,7 +140,7 @@ def run_trial(
             optimizers=opts,
         )
     else:
-        rt.place(anon, image_net=True)
+        rt.place(anon, channels_last=True)
         log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")
     res = evaluate(anon, data, cfg, rt, log)
     skipped = data.skipped_files()

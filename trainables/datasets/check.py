@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, Dataset
 
+from trainables.config import config_for
 from trainables.datasets.decode import DecodeError, decode_image, probe_video
 from trainables.datasets.layouts import DatasetError, Sample
 from trainables.datasets.sources import SOURCES, read_source
@@ -54,8 +55,6 @@ def check(
     name: str, root: Path, split: int = 1, video_root: Path | None = None, workers: int = 2
 ) -> dict[str, object]:  # noqa: E501
     """Check dataset ``name`` at ``root``; return the JSON summary."""
-    from trainables.config import config_for
-
     SOURCES.check(name)
     own, other = ROOT_FIELD[name]
     values: dict[str, object] = {own: str(root), "split": split}

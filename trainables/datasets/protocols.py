@@ -30,11 +30,12 @@ import numpy as np
 import psutil
 import torch
 
+from trainables.config import TrialConfig
 from trainables.datasets.layouts import DatasetError, Sample, Split
 from trainables.datasets.loading import ClipSpec, Loaded, clip_bytes, load_clips, load_images
 from trainables.datasets.sources import check_roots, read_source, resolve_roots
 from trainables.datasets.stream import ClipStream, probe_videos
-from trainables.synthetic import ClipSet, ImageSet
+from trainables.sets import ClipSet, ImageSet, TrialData
 
 Part = tuple[str, str]  # (dataset, "train" | "test")
 
@@ -47,13 +48,10 @@ class Protocol:
     privacy: str
     eval_action: tuple[Part, Part]
     eval_privacy: tuple[Part, Part]
-    novel: bool = False
 
 
-def _p(
-    name: str, desc: str, action: str, ea: tuple[Part, Part], ep: tuple[Part, Part], **kw: bool
-) -> Protocol:  # noqa: E501
-    return Protocol(name, desc, action, "vispr1", ea, ep, **kw)
+def _p(name: str, desc: str, action: str, ea: tuple[Part, Part], ep: tuple[Part, Part]) -> Protocol:
+    return Protocol(name, desc, action, "vispr1", ea, ep)
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -86,7 +84,6 @@ PROTOCOLS: dict[str, Protocol] = {
             "ucf101",
             (("hmdb51", "train"), ("hmdb51", "test")),
             (("pa-hmdb", "train"), ("pa-hmdb", "test")),
-            novel=True,
         ),
         _p(
             "vispr1-vispr2",
@@ -94,7 +91,6 @@ PROTOCOLS: dict[str, Protocol] = {
             "ucf101",
             (("ucf101", "train"), ("ucf101", "test")),
             (("vispr2", "train"), ("vispr2", "test")),
-            novel=True,
         ),
         _p(
             "vphmdb-vpucf",
@@ -102,7 +98,6 @@ PROTOCOLS: dict[str, Protocol] = {
             "vp-hmdb",
             (("vp-ucf", "train"), ("vp-ucf", "test")),
             (("vp-ucf", "train"), ("vp-ucf", "test")),
-            novel=True,
         ),
     )
 }
@@ -120,7 +115,7 @@ def _subsample(samples: list[Sample], n: int, seed: int) -> list[Sample]:
 class _Builder:
     """Reads each dataset once and decodes each (dataset, part) once per protocol."""
 
-    def __init__(self, cfg, log: Log) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, cfg: TrialConfig, log: Log) -> None:
         self.cfg, self.log = cfg, log
         self.splits: dict[str, Split] = {}
         self.decoded: dict[tuple[str, str, bool], tuple[Loaded, list[Sample]]] = {}
@@ -271,15 +266,13 @@ def _check(name: str, b: _Builder) -> int:
     return need
 
 
-def check_protocol(name: str, cfg) -> int:  # type: ignore[no-untyped-def]
+def check_protocol(name: str, cfg: TrialConfig) -> int:
     """What :func:`build_protocol` checks before decoding, without decoding anything."""
     return _check(name, _Builder(resolve_roots(cfg), lambda m: None))
 
 
-def build_protocol(name: str, cfg, log: Log = print):  # type: ignore[no-untyped-def]
+def build_protocol(name: str, cfg: TrialConfig, log: Log = print) -> TrialData:
     """Read, check and decode everything protocol ``name`` needs into a TrialData."""
-    from trainables.data import TrialData
-
     proto = PROTOCOLS[name]
     cfg = resolve_roots(cfg)
     b = _Builder(cfg, log)
@@ -301,7 +294,7 @@ def build_protocol(name: str, cfg, log: Log = print):  # type: ignore[no-untyped
         p_te,
         action.classes,
         attributes,
-        privacy_eval="images" if _is_images(proto.eval_privacy[0][0]) else "clips",
+        privacy_scored_on="images" if _is_images(proto.eval_privacy[0][0]) else "clips",
         hflip_labels=None,
         eval_action=ea,
         eval_privacy=(ep[0], ep[1]),

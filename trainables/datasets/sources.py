@@ -5,14 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from trainables.config import TrialConfig
 from trainables.datasets import layouts
 from trainables.datasets.layouts import DatasetError, Split
 from trainables.registry import Registry
-
-if TYPE_CHECKING:
-    from trainables.config import TrialConfig
 
 #: Config field -> environment variable that fills it when the flag is not given.
 ROOT_ENV = {

@@ -1,0 +1,50 @@
+"""What a study's parent run records besides its params: the shared stages (raw reference and
+their training curves) and the analysis report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from study import tracking
+from study.plan import StudyPlan
+from study.shared import load_init, load_raw
+
+
+def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
+    """The raw reference of each distinct shared setting (tagged by its backbones; untagged as
+    well when there is one) and the curves of the stages behind it."""
+    for cfg in plan.shared_configs:
+        init, raw = load_init(plan.study.root, cfg), load_raw(plan.study.root, cfg)
+        tag = f"{cfg.anonymizer}-{cfg.action_model}-{cfg.privacy_model}"
+        metrics = {
+            f"raw/top1/{tag}": raw.top1,
+            f"raw/cmap/{tag}": raw.cmap,
+            f"raw/f1/{tag}": raw.f1,
+        }
+        if len(plan.shared_configs) == 1:
+            metrics |= {
+                "raw/top1": raw.top1,
+                "raw/cmap": raw.cmap,
+                "raw/f1": raw.f1,
+                "shared/seconds": init.seconds + raw.seconds,
+            }
+        tracking.log_metrics(c, parent, metrics)
+        for name, curve in init.history.items():
+            for step, v in enumerate(curve, start=1):
+                tracking.log_metrics(c, parent, {f"shared/{name}/{tag}": v}, step=step)
+
+
+def find_parent(c: Any, experiment: str) -> str | None:
+    """The parent run of the study recorded as ``experiment``, or None."""
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    found = tracking.find_runs(c, exp.experiment_id, f"tags.`{tracking.ROLE_TAG}` = 'parent'")
+    return found[0].info.run_id if found else None
+
+
+def log_report(c: Any, parent: str, paths: list[Path]) -> None:
+    """The report's files, under ``report/`` of the parent run."""
+    for p in paths:
+        c.log_artifact(parent, str(p), artifact_path="report")

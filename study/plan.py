@@ -1,0 +1,101 @@
+"""Planning a study, before anything starts: the space expanded into trial configs, each
+checked, the distinct shared stages they need, and their inputs (real datasets, local weights)
+read once per distinct setting. Pure but for reading those inputs."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from search_spaces import SearchSpace, get_space
+from study.config import StudyConfig
+from trainables.build import check_pretrained
+from trainables.catalog import validate
+from trainables.config import SCALES, TrialConfig, from_dict, parse_assignments
+from trainables.datasets.layouts import DatasetError
+from trainables.datasets.protocols import PROTOCOLS, check_protocol
+from trainables.datasets.sources import ROOT_ENV
+from trainables.keys import init_key, raw_key
+from trainables.weights import WeightsError
+
+
+@dataclass
+class StudyPlan:
+    """A checked study: the space, the base trial config and every trial config it will run
+    (for searches: the corners of the ranges, to check them)."""
+
+    study: StudyConfig
+    space: SearchSpace
+    base: dict[str, Any]
+    trials: list[TrialConfig]
+
+    @property
+    def shared_configs(self) -> list[TrialConfig]:
+        """One trial config per distinct pair of shared stages (identity/warm start, raw
+        reference) the trials need."""
+        seen: dict[tuple[str, str], TrialConfig] = {}
+        for cfg in self.trials:
+            seen.setdefault((init_key(cfg), raw_key(cfg)), cfg)
+        return list(seen.values())
+
+
+def _check_study(study: StudyConfig) -> None:
+    if study.scale not in SCALES:
+        raise ValueError(f"--scale: unknown scale {study.scale!r}; valid: {', '.join(SCALES)}")
+    if study.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {study.seeds}")
+    if study.num_samples < 0:
+        raise ValueError(f"--num-samples must be >= 0, got {study.num_samples}")
+    if study.max_concurrent < 0:
+        raise ValueError(f"--max-concurrent must be >= 0, got {study.max_concurrent}")
+    if study.cpus_per_trial <= 0 or study.gpus_per_trial < 0:
+        raise ValueError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+
+
+def _points(space: SearchSpace) -> list[dict[str, Any]]:
+    """The grid's points; for a search, the corners of its ranges."""
+    if space.is_search:
+        axes = {k: (r.low, r.high) for k, r in space.ranges.items()}
+    else:
+        axes = dict(space.grid)
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def plan_study(study: StudyConfig) -> StudyPlan:
+    """Check the study and expand its trials; raise ValueError naming what is wrong."""
+    _check_study(study)
+    space = get_space(study.space)
+    base = {"scale": study.scale, "dataset": study.dataset, **parse_assignments(study.set)}
+    overlap = sorted(set(base) & (set(space.grid) | set(space.ranges) | set(space.fixed)))
+    if overlap:
+        raise ValueError(f"--set {', '.join(overlap)}: the space {space.name} sets these itself")
+    for k, env in ROOT_ENV.items():  # record the roots the environment gives as params
+        if k not in base and os.environ.get(env):
+            base[k] = os.environ[env]
+    trials = []
+    for seed in range(study.seeds):
+        for p in _points(space):
+            cfg = from_dict({**base, **space.fixed, **p, "seed": seed})
+            validate(cfg)
+            trials.append(cfg)
+    _check_inputs(trials)
+    return StudyPlan(study=study, space=space, base=base, trials=trials)
+
+
+def _check_inputs(trials: list[TrialConfig]) -> None:
+    """Read the split files of real datasets and load local weights once per distinct setting,
+    so that a missing video or weights that do not fit fail before any server starts."""
+    seen: set[str] = set()
+    for cfg in trials:
+        key = init_key(cfg)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            if cfg.dataset in PROTOCOLS:
+                check_protocol(cfg.dataset, cfg)
+            check_pretrained(cfg)
+        except (DatasetError, WeightsError) as e:
+            raise ValueError(str(e)) from e
