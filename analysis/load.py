@@ -25,6 +25,25 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)
 
 
+def calibration_from_mlflow(experiment: str, tracking_uri: str) -> dict[str, float]:
+    """The calibration the study recorded on its parent run: edit name -> mean RMS cost."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    runs = mlflow.search_runs(
+        experiment_names=[experiment], filter_string="tags.`study.role` = 'parent'"
+    )
+    if len(runs) == 0:
+        return {}
+    row = runs.iloc[0]
+    prefix = "metrics.calibration/"
+    return {
+        c[len(prefix) :]: float(row[c])
+        for c in runs.columns
+        if c.startswith(prefix) and pd.notna(row[c])
+    }
+
+
 def trials_from_mlflow(experiment: str, tracking_uri: str) -> pd.DataFrame:
     """The child runs (one per trial) of an MLflow experiment, via ``mlflow.search_runs``."""
     import mlflow

@@ -96,8 +96,12 @@ def pareto_scatter(
     return fig
 
 
-def metric_lines(df: pd.DataFrame, x: str, title: str) -> go.Figure:
-    """Mean (± std over seeds) of top1, cmap and f1 against ``x`` (Figure 3, Table 3)."""
+def metric_lines(
+    df: pd.DataFrame, x: str, title: str, references: dict[str, float] | None = None
+) -> go.Figure:
+    """Mean (± std over seeds) of top1, cmap and f1 against ``x`` (Figure 3, Table 3).
+    ``references`` (name -> x) draws labelled vertical lines, e.g. the RMS cost of reference
+    edits on a B axis."""
     fig = go.Figure()
     g = df.groupby(x)
     for m in SCORES:
@@ -121,6 +125,11 @@ def metric_lines(df: pd.DataFrame, x: str, title: str) -> go.Figure:
                 annotation_text=f"raw {m}",
                 annotation_position="top left",
             )
+    for name, at in (references or {}).items():
+        fig.add_vline(
+            x=at, line_dash="dash", line_color="grey", annotation_text=name,
+            annotation_position="bottom right", annotation_textangle=-90,
+        )  # fmt: skip
     fig.update_layout(title=title, xaxis_title=x, yaxis_title="metric", template="plotly_white")
     return fig
 

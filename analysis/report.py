@@ -89,8 +89,16 @@ def summary_markdown(data: ReportData, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(df: pd.DataFrame, out: Path, title: str, png: bool = True) -> list[Path]:
-    """Write report.html, trials.csv, summary.md and the plots into ``out``."""
+def write_report(
+    df: pd.DataFrame,
+    out: Path,
+    title: str,
+    png: bool = True,
+    references: dict[str, float] | None = None,
+) -> list[Path]:
+    """Write report.html, trials.csv, summary.md and the plots into ``out``. ``references``
+    (edit name -> its mean RMS cost on the action test set, from the calibration) are drawn on
+    the B axes: a bound above an edit's cost lets f_A go at least that far."""
     from analysis import hypervolume_curve, plots
 
     out.mkdir(parents=True, exist_ok=True)
@@ -101,12 +109,16 @@ def write_report(df: pd.DataFrame, out: Path, title: str, png: bool = True) -> l
     learned = t[~fixed] if fixed is not None else t
     if "lam" in learned and (learned["lam"] == 1.0).any() and learned["B"].nunique() > 1:
         figs["metrics_vs_B"] = plots.metric_lines(
-            learned[learned["lam"] == 1.0], "B", "Metrics against B at λ = 1 (Figure 3)"
+            learned[learned["lam"] == 1.0],
+            "B",
+            "Metrics against B at λ = 1 (Figure 3); dashed: RMS cost of reference edits",
+            references,
         )
-    at03 = learned[np.isclose(learned["B"], 0.3)] if "B" in learned else learned.iloc[0:0]
-    if len(at03) and at03["lam"].nunique() > 1:
+    b = _ablation_bound(learned)
+    if b is not None:
+        at_b = learned[np.isclose(learned["B"], b)]
         figs["lambda_ablation"] = plots.metric_lines(
-            at03, "lam", "Metrics against λ at B = 0.3 (Table 3)"
+            at_b, "lam", f"Metrics against λ at B = {b:g} (Table 3)"
         )
     cols = [c for c in (*COMPARED, "rms", *SCORES) if c in t]
     figs["parallel"] = plots.parallel_coordinates(t, cols)
@@ -123,6 +135,14 @@ def write_report(df: pd.DataFrame, out: Path, title: str, png: bool = True) -> l
     report = out / "report.html"
     report.write_text(_html(title, data, figs))
     return [report, csv, md, *written]
+
+
+def _ablation_bound(learned: pd.DataFrame) -> float | None:
+    """The B at which the most λ values were tried (at least two), for the λ ablation."""
+    if not {"B", "lam"} <= set(learned) or len(learned) == 0:
+        return None
+    counts = learned.groupby("B")["lam"].nunique()
+    return float(counts.idxmax()) if counts.max() > 1 else None
 
 
 def _html(title: str, data: ReportData, figs: dict) -> str:
@@ -192,11 +212,14 @@ def source_and_out(args: argparse.Namespace) -> tuple[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     uri, out = source_and_out(args)
-    from analysis.load import trials_from_mlflow
+    from analysis.load import calibration_from_mlflow, trials_from_mlflow
 
     try:
         df = trials_from_mlflow(args.experiment, uri)
-        paths = write_report(df, out, f"Study {args.experiment}", png=not args.no_png)
+        refs = calibration_from_mlflow(args.experiment, uri)
+        paths = write_report(
+            df, out, f"Study {args.experiment}", png=not args.no_png, references=refs
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -38,8 +38,9 @@ def _check_study_dir(study: StudyConfig) -> str:
 def _parent_params(plan: StudyPlan) -> dict[str, Any]:
     study = plan.study
     return {
-        **{f"study.{k}": v for k, v in study.__dict__.items() if k != "set"},
+        **{f"study.{k}": v for k, v in study.__dict__.items() if k not in ("set", "grid")},
         "study.set": " ".join(study.set),
+        "study.grid": " ".join(study.grid),
         "study.trials": len(plan.trials),
     }
 

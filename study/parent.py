@@ -8,12 +8,14 @@ from typing import Any
 
 from study import tracking
 from study.plan import StudyPlan
-from study.shared import load_init, load_raw
+from study.shared import load_calibration, load_init, load_raw
+from trainables.calibration import table
 
 
 def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
     """The raw reference of each distinct shared setting (tagged by its backbones; untagged as
-    well when there is one) and the curves of the stages behind it."""
+    well when there is one), the curves of the stages behind it, and the RMS cost of reference
+    edits on its data (``calibration/``)."""
     for cfg in plan.shared_configs:
         init, raw = load_init(plan.study.root, cfg), load_raw(plan.study.root, cfg)
         tag = f"{cfg.anonymizer}-{cfg.action_model}-{cfg.privacy_model}"
@@ -29,6 +31,10 @@ def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
                 "raw/f1": raw.f1,
                 "shared/seconds": init.seconds + raw.seconds,
             }
+        costs = load_calibration(plan.study.root, cfg)
+        if len(plan.shared_configs) == 1:  # the report draws these on its B axes
+            metrics |= {f"calibration/{k}": v["mean"] for k, v in costs.items()}
+        c.log_text(parent, table(costs) + "\n", f"calibration/{tag}.md")
         tracking.log_metrics(c, parent, metrics)
         for name, curve in init.history.items():
             for step, v in enumerate(curve, start=1):

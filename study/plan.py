@@ -4,6 +4,7 @@ read once per distinct setting. Pure but for reading those inputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from search_spaces import SearchSpace, get_space
 from study.config import StudyConfig
 from trainables.build import check_pretrained
 from trainables.catalog import validate
-from trainables.config import SCALES, TrialConfig, from_dict, parse_assignments
+from trainables.config import SCALES, TrialConfig, from_dict, parse_assignments, parse_value
 from trainables.datasets.layouts import DatasetError
 from trainables.datasets.protocols import PROTOCOLS, check_protocol
 from trainables.datasets.sources import ROOT_ENV
@@ -63,10 +64,32 @@ def _points(space: SearchSpace) -> list[dict[str, Any]]:
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
+def parse_grid(items: tuple[str, ...]) -> dict[str, list[Any]]:
+    """``KEY=V1,V2,...`` items (``--grid``) as typed axes."""
+    axes: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key or not values.strip():
+            raise ValueError(f"--grid takes KEY=V1,V2,..., got {item!r}")
+        axes[key] = [parse_value(TrialConfig, key, v) for v in values.split(",")]
+    return axes
+
+
+def with_grid(space: SearchSpace, axes: dict[str, list[Any]]) -> SearchSpace:
+    """``space`` with ``axes`` replacing its axes and fixed values of the same keys."""
+    if not axes:
+        return space
+    if space.is_search:
+        raise ValueError(f"--grid: {space.name} is a search, not a grid; pick a grid space")
+    fixed = {k: v for k, v in space.fixed.items() if k not in axes}
+    return dataclasses.replace(space, grid={**space.grid, **axes}, fixed=fixed)
+
+
 def plan_study(study: StudyConfig) -> StudyPlan:
     """Check the study and expand its trials; raise ValueError naming what is wrong."""
     _check_study(study)
-    space = get_space(study.space)
+    space = with_grid(get_space(study.space), parse_grid(study.grid))
     base = {"scale": study.scale, "dataset": study.dataset, **parse_assignments(study.set)}
     overlap = sorted(set(base) & (set(space.grid) | set(space.ranges) | set(space.fixed)))
     if overlap:

@@ -2,12 +2,12 @@
 
 A trial whose penalty is inert (lambda = 0, or B >= 1: see ``trainables.keys.penalty_is_inert``)
 computes exactly what every other such trial with the same remaining config computes; in the
-36-trial ``penalty_grid`` that is 11 trials. The first one to finish stores its result in
+36-trial ``paper_grid`` that is 11 trials, in the 30-trial ``penalty_grid`` the 5 at lambda = 0. The first one to finish stores its result in
 ``STUDY/shared/results/KEY.pt``; a later trial with the same ``result_key`` takes it from there
 instead of training again, and its MLflow run says so (tag ``reused_from``). Two equivalent
 trials that run at the same time both compute; the file is written atomically either way.
 Ray expands a grid in sorted key order, B fastest, so in ``penalty_grid`` the first two trials
-(lambda = 0, B = 0 and 0.3) both compute and the other nine take the stored result.
+(lambda = 0, B = 0 and 0.05) both compute and the other three take the stored result.
 """
 
 from __future__ import annotations

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
+from trainables.calibration import costs_on
 from trainables.config import TrialConfig
 from trainables.data import load_data
 from trainables.evaluate import EvalResult
-from trainables.keys import init_key, raw_key
+from trainables.keys import init_key, raw_key, stage_key
 from trainables.stages import InitStages, SharedStages, compute_init, compute_raw
 from trainables.train import Log
 
@@ -37,14 +38,23 @@ def _atomic(path: Path, write) -> None:  # type: ignore[no-untyped-def]
     os.replace(tmp, path)
 
 
+def calibration_path(root: Path, cfg: TrialConfig) -> Path:
+    return Path(root) / "shared" / f"calibration-{stage_key(cfg, 'data')}.json"
+
+
 def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, object]:
-    """Compute whatever of ``cfg``'s shared stages is not on disk yet; return a summary."""
+    """Compute whatever of ``cfg``'s shared stages (and the calibration of its data) is not on
+    disk yet; return a summary."""
     done: dict[str, object] = {"init_key": init_key(cfg), "raw_key": raw_key(cfg)}
     need_init = not init_path(root, cfg).exists()
     need_raw = not raw_path(root, cfg).exists()
-    if not (need_init or need_raw):
+    need_calibration = not calibration_path(root, cfg).exists()
+    if not (need_init or need_raw or need_calibration):
         return done | {"computed": False}
     data = load_data(cfg, log)
+    if need_calibration:
+        costs = costs_on(data, cfg)
+        _atomic(calibration_path(root, cfg), lambda p: p.write_text(json.dumps(costs)))
     if need_init:
         init = compute_init(cfg, data, log)
         _atomic(
@@ -76,6 +86,11 @@ def load_init(root: Path, cfg: TrialConfig) -> InitStages:
         history=d["history"],
         seconds=float(d["seconds"]),
     )
+
+
+def load_calibration(root: Path, cfg: TrialConfig) -> dict[str, dict[str, float]]:
+    """Edit name -> {"mean", "max"} RMS cost on the action test clips of ``cfg``'s data."""
+    return json.loads(calibration_path(root, cfg).read_text())
 
 
 def load_raw(root: Path, cfg: TrialConfig) -> EvalResult:

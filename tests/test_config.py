@@ -98,3 +98,18 @@ def test_cli_lists_registries_and_help():
     h = _run_cli("--help")
     assert "--B" in h.stdout and "--lam" in h.stdout and "--anon-encoder" in h.stdout
     assert set(json.dumps(TrialConfig().to_dict()))  # config is JSON-serialisable
+
+
+def test_calibration_prints_the_cost_of_each_edit():
+    r = subprocess.run(
+        [sys.executable, "-m", "trainables.calibrate", "--n-action-test", "8", "--size", "32"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for edit in ("flatten", "greyscale", "blur_sigma1", "blur_sigma2", "downsample2x",
+                 "downsample4x", "blacken"):  # fmt: skip
+        assert 0.0 < out[edit]["mean"] <= out[edit]["max"] <= 1.0, edit
+    assert out["blur_sigma1"]["mean"] < out["blur_sigma2"]["mean"]
+    assert out["downsample2x"]["mean"] < out["downsample4x"]["mean"]
+    assert "| flatten |" in r.stdout and "cannot bind" in r.stdout

@@ -83,3 +83,23 @@ def test_penalty_gradient_descends_towards_the_bound():
 def test_anonymizer_objective_signs():
     obj = losses.anonymizer_objective(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(0.5), 2.0)
     assert obj.item() == pytest.approx(1.0 - 2.0 + 1.0)
+
+
+def test_loss_weights_scale_their_terms():
+    obj = losses.anonymizer_objective(
+        torch.tensor(1.0), torch.tensor(2.0), torch.tensor(0.5), 2.0, w_action=3.0, w_privacy=0.5
+    )
+    assert obj.item() == pytest.approx(3.0 - 1.0 + 1.0)
+
+
+def test_chance_level_is_the_loss_of_indistinguishable_embeddings():
+    n = 8
+    z = torch.ones(n, 4)  # every similarity equal
+    assert losses.nt_xent(z, z, 0.1).item() == pytest.approx(losses.nt_xent_chance(n), rel=1e-5)
+    above = torch.tensor(losses.nt_xent_chance(n) + 1.0, requires_grad=True)
+    clamped = losses.clamp_at_chance(above, n)
+    clamped.backward()
+    assert clamped.item() == pytest.approx(losses.nt_xent_chance(n)) and above.grad.item() == 0.0
+    below = torch.tensor(1.0, requires_grad=True)
+    losses.clamp_at_chance(below, n).backward()
+    assert below.grad.item() == 1.0  # below chance, f_A still gains by raising L_B

@@ -22,10 +22,11 @@ REQUIRED = {
 
 def test_required_spaces_exist_and_sizes():
     assert set(SPACES.names()) >= REQUIRED
-    assert get_space("penalty_grid").num_trials() == 36
-    assert get_space("penalty_grid").num_trials(seeds=3) == 108
+    assert get_space("penalty_grid").num_trials() == 30
+    assert get_space("penalty_grid").num_trials(seeds=3) == 90
+    assert get_space("paper_grid").num_trials() == 36
     assert get_space("b_sweep").fixed == {"lam": 1.0}
-    assert get_space("lambda_sweep").fixed == {"B": 0.3}
+    assert get_space("lambda_sweep").fixed == {"B": 0.1}
     ps = get_space("pareto_search")
     assert ps.is_search and ps.objectives == {"top1": "max", "cmap": "min"}
 
@@ -54,6 +55,19 @@ def test_plan_rejects_bad_input():
         plan_study(StudyConfig(space="smoke", set=("batch_size=two",)))
     with pytest.raises(ValueError, match="amp='maybe': expected true or false"):
         plan_study(StudyConfig(space="smoke", set=("amp=maybe",)))
+    with pytest.raises(ValueError, match="B='x': expected a number"):
+        plan_study(StudyConfig(space="b_sweep", grid=("B=0.1,x",)))
+    with pytest.raises(ValueError, match="the space b_sweep sets these itself"):
+        plan_study(StudyConfig(space="b_sweep", grid=("B=0.1",), set=("B=0.2",)))
+
+
+def test_an_ad_hoc_grid_replaces_the_spaces_axes():
+    plan = plan_study(StudyConfig(space="b_sweep", scale="smoke", grid=("B=0.05,0.1,0.15",)))
+    assert [c.B for c in plan.trials] == [0.05, 0.1, 0.15]
+    assert {c.lam for c in plan.trials} == {1.0}
+    plan = plan_study(StudyConfig(space="lambda_sweep", scale="smoke", grid=("B=0.1,0.2",)))
+    assert len(plan.trials) == 2 * len(get_space("lambda_sweep").grid["lam"])
+    assert {c.B for c in plan.trials} == {0.1, 0.2}
 
 
 def _launch(*args: str) -> subprocess.CompletedProcess:

@@ -64,7 +64,7 @@ def test_smoke_study_records_everything_and_stays_on_loopback(tmp_path):
         assert r.data.tags["seed"] == "0" and r.data.tags["node"]
         for k in ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1"):
             assert 0.0 <= r.data.metrics[k] <= 1.0
-        assert r.data.params["B"] == "0.3" and r.data.params["scale"] == "smoke"
+        assert r.data.params["B"] == "0.1" and r.data.params["scale"] == "smoke"
         steps = c.get_metric_history(r.info.run_id, "train/L_A")
         assert [m.step for m in steps] == [1, 2]
         files = {a.path for a in c.list_artifacts(r.info.run_id)}
@@ -79,6 +79,11 @@ def test_smoke_study_records_everything_and_stays_on_loopback(tmp_path):
     assert f"Report: {root / 'report' / 'report.html'}" in out
     trials = pd.read_csv(root / "report" / "trials.csv")
     assert sorted(trials["run_id"]) == sorted(r.info.run_id for r in children)
+    # The calibration of the data is on the parent run, for the report's B axes.
+    assert (
+        parents[0].data.metrics["calibration/flatten"]
+        > parents[0].data.metrics["calibration/greyscale"]
+    )
     # Each trial records whether its anonymizer is a fixed baseline; the report reads that.
     assert all(r.data.tags["anonymizer.kind"] == "learned" for r in children)
     assert not trials["fixed_anonymizer"].any()

@@ -46,21 +46,42 @@ def test_privacy_set_is_disjoint_from_action_set(bench):
     assert not same.any()
 
 
-def test_the_actor_moves_and_attributes_are_balanced():
+def test_only_the_actor_moves_and_attributes_are_balanced():
     b = make_benchmark(
         SyntheticSpec(
             n_action_train=400, n_action_test=2, n_privacy_train=2, n_privacy_test=2, seed=0
         )
     )
-    m = b.action_train.masks.float()
-    ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    actor_only = b.action_train.attributes[:, 3] == 0  # no bystander in the mask
-    cx = (m * xs).sum((2, 3)) / m.sum((2, 3))
-    travel = (cx[:, -1] - cx[:, 0])[actor_only]
-    labels = b.action_train.labels[actor_only]
-    assert travel[labels == 0].mean() > 5 and travel[labels == 1].mean() < -5
+    clips = b.action_train.clips.float() / 255
+    change = (clips[:, :, 1:] - clips[:, :, :-1]).abs().mean(1)  # (N, T-1, H, W)
+    people = b.action_train.masks[:, 1:]
+    # The actor's stripes drift; the background and the bystander stand still (pixel noise
+    # aside), so a single frame cannot tell them apart but two frames can.
+    lone = b.action_train.attributes[:, 4] == 0
+    moving = change[lone][people[lone]].mean()
+    assert moving > 2.5 * change[lone][~people[lone]].mean()
+    assert moving > 1.3 * change[~lone][people[~lone]].mean()  # a still bystander dilutes it
     frac = b.action_train.attributes.mean(0).numpy()
     assert np.all((frac > 0.35) & (frac < 0.65))
+    counts = torch.bincount(b.action_train.labels, minlength=len(ACTIONS))
+    assert counts.min() > 25
+
+
+def test_flattening_a_clip_costs_an_rms_above_the_swept_bounds(bench):
+    from trainables.calibration import flatten
+
+    x = bench.action_test.clips.float() / 255
+    rms = (x - flatten(x)).pow(2).flatten(1).mean(1).sqrt()
+    assert rms.mean() >= 0.3
+
+
+def test_a_mirrored_clip_drifts_the_mirrored_way(bench):
+    from trainables.synthetic import HFLIP_ACTIONS
+
+    flips = [ACTIONS[i] for i in HFLIP_ACTIONS]
+    for name, mirrored in zip(ACTIONS, flips, strict=True):
+        expect = name.replace("left", "L").replace("right", "left").replace("L", "right")
+        assert mirrored == expect
 
 
 def test_bad_spec_is_rejected():

@@ -114,7 +114,8 @@ def test_the_launcher_refuses_unfitting_weights_before_starting(tmp_path):
     torch.save(x3d.state_dict(), tmp_path / "x3d.pt")
     r = subprocess.run(
         [sys.executable, "-m", "study.launch", "--space", "smoke", "--scale", "smoke",
-         "--study-dir", str(tmp_path / "s"), "--set", f"action_weights={tmp_path / 'x3d.pt'}"],
+         "--study-dir", str(tmp_path / "s"), "--set", f"action_weights={tmp_path / 'x3d.pt'}",
+         "--set", "action_model=i3d_r50_tiny"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert r.returncode == 2 and "do not fit the model" in r.stderr

@@ -143,6 +143,33 @@ def i3d_r50_tiny(num_classes: int, frames: int, size: int) -> VideoClassifier:
     return _pv_resnet(num_classes, i3d=True, stem_dim=8)
 
 
+def _c3d_block(cin: int, cout: int, pool: tuple[int, int, int]) -> list[nn.Module]:
+    return [
+        nn.Conv3d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm3d(cout),
+        nn.ReLU(inplace=True),
+        nn.MaxPool3d(pool),
+    ]
+
+
+@ACTION_MODELS.register(
+    "c3d_tiny", "small CPU C3D (supplement Table 5): 4 conv3d stages of widths 16/32/64/64"
+)
+def c3d_tiny(num_classes: int, frames: int, size: int) -> VideoClassifier:
+    net = nn.Sequential(
+        *_c3d_block(3, 16, (1, 2, 2)),  # space first: the motion is read at full frame rate
+        *_c3d_block(16, 32, (2, 2, 2)),
+        *_c3d_block(32, 64, (2, 2, 2)),
+        nn.Conv3d(64, 64, 3, padding=1, bias=False),
+        nn.BatchNorm3d(64),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool3d(1),
+        nn.Flatten(),
+        nn.Linear(64, num_classes),
+    )
+    return VideoClassifier(net, KINETICS_MEAN, KINETICS_STD, min_frames=4, size_multiple=8)
+
+
 @ACTION_MODELS.register("r3d_18", "torchvision R3D-18 (SPAct's f_T)")
 def r3d_18(num_classes: int, frames: int, size: int) -> VideoClassifier:
     return _torchvision("r3d_18", num_classes)

@@ -124,13 +124,13 @@ class TrialConfig:
     anon_encoder: str = _f("mobilenet_v2", "encoder of a learned anonymizer (smp name)", stage=_ID)
     # f_T and f_B are the fresh f_T' and f_B' too unless eval_* name others.
     action_model: str = _f(
-        "i3d_r50_tiny",
+        "c3d_tiny",
         "action model f_T used in the minimax game",
         stage=(_WARM, _EVAL),
         registry="action model",
     )
     privacy_model: str = _f(
-        "resnet10_tiny",
+        "resnet8_full",
         "privacy model f_B used in the minimax game",
         stage=(_WARM, _EVAL),
         registry="privacy model",
@@ -176,6 +176,14 @@ class TrialConfig:
         min=0,
     )
     minimax_epochs: int = _f(2, "epochs of the minimax game", stage=_GAME, min=0)
+    w_action: float = _f(1.0, "weight of L_T in f_A's objective", stage=_GAME, min=0.0)
+    w_privacy: float = _f(1.0, "weight of L_B in f_A's objective", stage=_GAME, min=0.0)
+    privacy_clamp: bool = _f(
+        False,
+        "cap L_B at chance level, log(2N - 1), in f_A's objective: f_A gains nothing by "
+        "pushing f_B past chance",
+        stage=_GAME,
+    )
     lr_anon: float = _f(1e-3, "learning rate of f_A in the game", stage=_GAME, gt=0.0)
     lr_action: float = _f(1e-3, "learning rate of f_T in the game", stage=_GAME, gt=0.0)
     lr_privacy: float = _f(1e-3, "learning rate of f_B in the game", stage=_GAME, gt=0.0)
@@ -188,6 +196,12 @@ class TrialConfig:
         choices=("augment", "frames"),
     )
     frame_gap: int = _f(4, "frame distance of the positives when positives='frames'", stage=_WARM)
+    eval_seed: int = _f(
+        0,
+        "seed of f_T' and f_B' (initialisation, batch order, augmentation): the raw reference "
+        "and every trial share it, so their scores are a paired comparison",
+        stage=_EVAL,
+    )
     eval_action_epochs: int = _f(6, "epochs training the fresh f_T'", stage=_EVAL, min=1)
     eval_privacy_epochs: int = _f(4, "epochs training the fresh f_B'", stage=_EVAL, min=1)
     eval_lr_action: float = _f(

@@ -21,7 +21,7 @@ from trainables.action_models import build_action_model
 from trainables.augment import augment_images
 from trainables.config import TrialConfig
 from trainables.datasets.stream import ClipStream
-from trainables.device import Runtime, check_finite
+from trainables.device import Runtime, check_finite, seed_everything
 from trainables.pixels import Anonymized, Pixels, fetch
 from trainables.privacy_models import build_privacy_model
 from trainables.sets import ClipSet, ImageSet, TrialData, batches, to_float
@@ -176,7 +176,10 @@ def _pixels(s: ClipSet | ImageSet) -> Pixels:
 def evaluate(
     anon: nn.Module, data: TrialData, cfg: TrialConfig, rt: Runtime, log: Log, label: str = ""
 ) -> EvalResult:
-    """The full evaluation of one anonymizer with fresh target models."""
+    """The full evaluation of one anonymizer with fresh target models. f_T' and f_B' draw their
+    initial weights, batch order and augmentation from ``cfg.eval_seed`` alone, so every
+    anonymizer of a study (the raw reference included) is scored by identically seeded
+    targets."""
     t0 = time.time()
     bs = max(cfg.eval_batch_size, cfg.batch_size)
     act_tr, act_te = data.action_eval_sets()
@@ -184,6 +187,7 @@ def evaluate(
     a_te, rms_te = anonymize_set(anon, act_te.clips, act_te.masks, rt, bs)
     if rms_te is not None:
         log(f"[eval{label}] anonymized the action sets into memory")
+    rt = Runtime(rt.device, rt.amp, seed_everything(cfg.eval_seed))
     top1 = train_action_target(
         a_tr,
         act_tr.labels,
@@ -204,6 +208,7 @@ def evaluate(
     else:
         p_tr, _ = anonymize_set(anon, _pixels(priv_tr), priv_tr.masks, rt, bs)
         p_te, _ = anonymize_set(anon, _pixels(priv_te), priv_te.masks, rt, bs)
+    rt = Runtime(rt.device, rt.amp, seed_everything(cfg.eval_seed + 1))
     cmap, f1, ap = train_privacy_target(
         p_tr,
         priv_tr.attributes,

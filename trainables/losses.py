@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -50,11 +52,30 @@ def penalty(x: torch.Tensor, anonymized: torch.Tensor, bound: float) -> torch.Te
     return F.relu(rms_per_sample(x, anonymized) - bound).mean()
 
 
+def nt_xent_chance(n: int) -> float:
+    """The NT-Xent of 2N embeddings that tell nothing apart (every similarity equal):
+    log(2N - 1), the level of an f_B at chance."""
+    return math.log(2 * n - 1)
+
+
+def clamp_at_chance(l_b: torch.Tensor, n: int) -> torch.Tensor:
+    """L_B capped at chance level: past it, -L_B gives f_A no gradient (an f_B that is already
+    at chance cannot be pushed further by erasing more)."""
+    return torch.clamp(l_b, max=nt_xent_chance(n))
+
+
 def anonymizer_objective(
-    l_t: torch.Tensor, l_b: torch.Tensor, l_pen: torch.Tensor, lam: float
+    l_t: torch.Tensor,
+    l_b: torch.Tensor,
+    l_pen: torch.Tensor,
+    lam: float,
+    *,
+    w_action: float = 1.0,
+    w_privacy: float = 1.0,
 ) -> torch.Tensor:
-    """L_A = L_T - L_B + lambda * L_penalty (paper Eq. 6)."""
-    return l_t - l_b + lam * l_pen
+    """L_A = w_T L_T - w_B L_B + lambda * L_penalty (paper Eq. 6 with the released code's loss
+    weights, 1 by default)."""
+    return w_action * l_t - w_privacy * l_b + lam * l_pen
 
 
 def l1_reconstruction(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -77,6 +77,45 @@ def resnet10_tiny(head: Head, num_outputs: int) -> ImageModel:
     return _wrap(ResNet(BasicBlock, [1, 1, 1, 1]), head, num_outputs)
 
 
+class _FullResolutionResNet(nn.Module):
+    """A CIFAR-style ResNet: a 3x3 stride-1 stem and no pooling before the first stage, so
+    one-pixel cues of a 32 px image survive into the features."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64)) -> None:
+        from torchvision.models.resnet import BasicBlock
+
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        inplanes = widths[0]
+        for i, w in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            down = None
+            if stride != 1 or inplanes != w:
+                down = nn.Sequential(
+                    nn.Conv2d(inplanes, w, 1, stride=stride, bias=False), nn.BatchNorm2d(w)
+                )
+            layers.append(BasicBlock(inplanes, w, stride=stride, downsample=down))
+            inplanes = w
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(inplanes, 1)  # replaced by the head; says the feature width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+@PRIVACY_MODELS.register(
+    "resnet8_full",
+    "small CPU ResNet at full resolution: 3x3 stride-1 stem, no pooling, BasicBlock x 3 "
+    "stages (16/32/64)",
+)
+def resnet8_full(head: Head, num_outputs: int) -> ImageModel:
+    return _wrap(_FullResolutionResNet(), head, num_outputs)
+
+
 def build_privacy_model(name: str, *, head: Head, num_outputs: int) -> ImageModel:
     """Build a registered privacy model; an unknown name raises an error listing the valid ones."""
     return PRIVACY_MODELS.build(name, head=head, num_outputs=num_outputs)

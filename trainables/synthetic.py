@@ -1,29 +1,30 @@
-"""The built-in synthetic benchmark: action carried by motion, privacy carried by appearance.
+"""The built-in synthetic benchmark: the pixels that carry the action carry identity too.
 
-Every sample is rendered from a seed, with no downloads. A clip shows one *actor* (a coloured
-blob) moving over a textured background. The **action** (8 classes) is only the actor's
-trajectory over the clip: a single frame shows where the actor is, never where it is going, so
-an action model needs the motion. The **private attributes** (5, binary, independent of the
-action) are only appearance, visible in any single frame:
+Every sample is rendered from a seed, with no downloads. A clip shows a person (a body and a
+head) over a background from the data seed's bank, with pixel noise. The body is covered in
+stripes that **drift** along their normal, one pixel a frame: the **action** (8 classes) is the
+direction of the drift. One frame shows the stripes' orientation but not which way they move,
+so an action model needs the motion.
 
-- ``warm_colour``: the actor is warm (red/orange/yellow) rather than cool (blue/cyan/green);
-- ``round_shape``: the actor is a disc rather than a tall, narrow block;
-- ``face``: the actor carries a face-like texture (two dark eyes and a mouth);
-- ``second_person``: a second, static, grey figure stands in the scene;
-- ``landmark``: a bright tower stands in the background.
+The **private attributes** (5, binary, independent of the action) sit on the same person:
 
-Why the trade-off is real: an anonymizer that keeps the actor visible as *something that
-moves* keeps the action, and it can erase colour, face texture, the bystander and the landmark
-to hide the attributes. But shape and colour also make the actor stand out from the background,
-so erasing them too hard, or blurring the frame, also blurs the motion; every change costs RMS
-budget, and the anonymizer works frame by frame, so it cannot tell the moving actor from the
-static bystander by motion. Privacy images are single frames drawn from the same renderer as
-the clips, so the anonymizer cannot treat them differently from action frames.
+- ``warm_palette``: the stripes are warm (red to yellow) rather than cool (cyan to blue);
+- ``fine_texture``: the stripes are fine (a 4 px period at 32 px) rather than coarse (8 px);
+- ``face``: the head carries two dark eyes;
+- ``accessory``: a white belt crosses the body;
+- ``second_person``: a bystander, striped like the actor but standing still, is in the scene.
+
+Why the trade-off is real: hiding the palette costs little (greyscale keeps the motion), but
+hiding the texture scale means blurring or repainting the very stripes whose drift is the
+action, and f_A works frame by frame, so it cannot tell the drifting actor from the still
+bystander. An anonymizer that erases identity therefore erodes the action, unless the penalty
+holds it back. The scenes are high-contrast, so that flattening a clip to its mean colour costs
+an RMS of about 0.3 or more (``python -m trainables.calibrate`` prints the reference costs).
 
 Three sets, as in the paper: an action set (clips + action labels), a privacy set (single
-images + multi-label attributes, from seeds disjoint from the action set), and attribute labels
-on the action clips for same-dataset evaluation (like VP-HMDB). Actor masks come with every
-sample, for the blackening baseline.
+frames, from seeds disjoint from the action set, + multi-label attributes), and attribute
+labels on the action clips for same-dataset evaluation (like VP-HMDB). Person masks come with
+every sample, for the blackening baseline.
 """
 
 from __future__ import annotations
@@ -37,21 +38,33 @@ import torch
 from trainables.sets import ClipSet, ImageSet
 
 ACTIONS: tuple[str, ...] = (
-    "move_right",
-    "move_left",
-    "move_down",
-    "move_up",
-    "circle_cw",
-    "circle_ccw",
-    "shake_horizontal",
-    "bounce_vertical",
+    "drift_right",
+    "drift_left",
+    "drift_down",
+    "drift_up",
+    "drift_down_right",
+    "drift_down_left",
+    "drift_up_right",
+    "drift_up_left",
 )
 # The class of each action once the clip is mirrored left-right (a flip mirrors the motion).
-HFLIP_ACTIONS: tuple[int, ...] = (1, 0, 2, 3, 5, 4, 6, 7)
-ATTRIBUTES: tuple[str, ...] = ("warm_colour", "round_shape", "face", "second_person", "landmark")
+HFLIP_ACTIONS: tuple[int, ...] = (1, 0, 2, 3, 5, 4, 7, 6)
+ATTRIBUTES: tuple[str, ...] = (
+    "warm_palette",
+    "fine_texture",
+    "face",
+    "accessory",
+    "second_person",
+)
 
 # Seed streams: action and privacy samples never share a generator state.
-_STREAM = {"action_train": 11, "action_test": 12, "privacy_train": 21, "privacy_test": 22}
+_STREAM = {
+    "action_train": 11,
+    "action_test": 12,
+    "privacy_train": 21,
+    "privacy_test": 22,
+    "backgrounds": 31,
+}
 
 
 @dataclass(frozen=True)
@@ -92,130 +105,137 @@ def _hsv(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     )
 
 
-def _trajectories(
-    rng: np.random.Generator, actions: np.ndarray, frames: int, size: int, radius: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Actor centres (N, T) for each action class, kept inside the frame."""
-    n = len(actions)
-    t = np.linspace(0.0, 1.0, frames)[None, :]
-    margin = radius[:, None] + 1.0
-    span = size * rng.uniform(0.35, 0.5, size=(n, 1))  # distance travelled by linear moves
-    amp = size * rng.uniform(0.15, 0.22, size=(n, 1))  # radius of circles / oscillations
-    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
-    cx0 = rng.uniform(0, 1, size=(n, 1))
-    cy0 = rng.uniform(0, 1, size=(n, 1))
-    cx = np.zeros((n, frames))
-    cy = np.zeros((n, frames))
-    a = actions[:, None]
-    lin = t * span
-    # Linear moves: start anywhere the whole path fits.
-    for cls, (dx, dy) in enumerate([(1, 0), (-1, 0), (0, 1), (0, -1)]):
-        sel = (a == cls)[:, 0]
-        lo_x = margin[sel] + (span[sel] if dx < 0 else 0)
-        hi_x = size - margin[sel] - (span[sel] if dx > 0 else 0)
-        lo_y = margin[sel] + (span[sel] if dy < 0 else 0)
-        hi_y = size - margin[sel] - (span[sel] if dy > 0 else 0)
-        sx = lo_x + cx0[sel] * np.maximum(hi_x - lo_x, 0)
-        sy = lo_y + cy0[sel] * np.maximum(hi_y - lo_y, 0)
-        cx[sel] = sx + dx * lin[sel]
-        cy[sel] = sy + dy * lin[sel]
-    ang = 2 * np.pi * t * rng.uniform(0.8, 1.0, size=(n, 1))
-    for cls, sign in ((4, 1.0), (5, -1.0)):
-        sel = (a == cls)[:, 0]
-        lo, hi = margin[sel] + amp[sel], size - margin[sel] - amp[sel]
-        mx = lo + cx0[sel] * np.maximum(hi - lo, 0)
-        my = lo + cy0[sel] * np.maximum(hi - lo, 0)
-        cx[sel] = mx + amp[sel] * np.cos(phase[sel] + sign * ang[sel])
-        cy[sel] = my + amp[sel] * np.sin(phase[sel] + sign * ang[sel])
-    osc = np.sin(phase + 2 * np.pi * 1.5 * t)
-    for cls, horizontal in ((6, True), (7, False)):
-        sel = (a == cls)[:, 0]
-        lo, hi = margin[sel] + amp[sel], size - margin[sel] - amp[sel]
-        mx = lo + cx0[sel] * np.maximum(hi - lo, 0)
-        my = lo + cy0[sel] * np.maximum(hi - lo, 0)
-        if horizontal:
-            cx[sel], cy[sel] = mx + amp[sel] * osc[sel], np.repeat(my, frames, axis=1)
-        else:
-            cx[sel], cy[sel] = np.repeat(mx, frames, axis=1), my + amp[sel] * osc[sel]
-    return cx, cy
+#: Unit vector of each action's drift (x right, y down), in ACTIONS order.
+_DRIFT = np.array(
+    [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)], dtype=np.float32
+)
+_DRIFT /= np.linalg.norm(_DRIFT, axis=1, keepdims=True)
+#: Stripe periods in pixels at 32 px (scaled with the frame size): coarse and fine.
+_PERIODS = (8.0, 4.0)
+_BACKGROUNDS = 4
 
 
-def render(n: int, frames: int, size: int, seed: int) -> tuple[np.ndarray, ...]:
+def backgrounds(size: int, seed: int, count: int = _BACKGROUNDS) -> np.ndarray:
+    """The data seed's background bank (K, H, W, 3): high-contrast blobs of two muted colours,
+    shared by every set of the benchmark."""
+    rng = np.random.default_rng(seed)
+    k = max(size // 8, 2)
+    noise = rng.uniform(size=(count, k, k))
+    up = np.kron(noise, np.ones((size // k + 1, size // k + 1)))[:, :size, :size]
+    blobs = (up > 0.5)[..., None]
+    light = _hsv(
+        rng.uniform(0, 1, count), rng.uniform(0.0, 0.3, count), rng.uniform(0.75, 0.9, count)
+    )
+    dark = _hsv(
+        rng.uniform(0, 1, count), rng.uniform(0.0, 0.3, count), rng.uniform(0.05, 0.2, count)
+    )
+    return np.where(blobs, light[:, None, None, :], dark[:, None, None, :]).astype(np.float32)
+
+
+def _person(
+    xx: np.ndarray, yy: np.ndarray, cx: np.ndarray, cy: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Masks (N, 1, H, W) of a person's body (an ellipse) and head (a disc above it), the head's
+    centre and radius."""
+    a, b = 0.17 * size, 0.3 * size
+    body = ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 < 1
+    r = 0.11 * size
+    hx, hy = cx, cy - b - 0.6 * r
+    head = (xx - hx) ** 2 + (yy - hy) ** 2 < r**2
+    return body, head, hx, hy
+
+
+def render(n: int, frames: int, size: int, seed: int, bank: np.ndarray) -> tuple[np.ndarray, ...]:
     """Render ``n`` clips. Returns (clips (N,T,H,W,3) float32 in [0,1], actions, attributes, masks)."""
     rng = np.random.default_rng(seed)
     actions = rng.integers(0, len(ACTIONS), size=n)
     attrs = (rng.uniform(size=(n, len(ATTRIBUTES))) < 0.5).astype(np.float32)
-    warm, rnd, face, second, land = (attrs[:, i] > 0.5 for i in range(len(ATTRIBUTES)))
+    warm, fine, face, belt, second = (attrs[:, i] > 0.5 for i in range(len(ATTRIBUTES)))
+    col = lambda v: v[:, None, None, None]  # noqa: E731 - (N,) -> (N, 1, 1, 1)
 
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     xx, yy = xx[None, None], yy[None, None]  # (1, 1, H, W)
+    t = np.arange(frames, dtype=np.float32)[None, :, None, None]
+    img = bank[rng.integers(0, len(bank), n)][:, None].repeat(frames, axis=1)
 
-    # Background: a desaturated colour, a smooth gradient and pixel noise.
-    bg_rgb = _hsv(rng.uniform(0, 1, n), rng.uniform(0.0, 0.25, n), rng.uniform(0.3, 0.6, n))
-    grad_dir = rng.uniform(0, 2 * np.pi, n)
-    g = (
-        np.cos(grad_dir)[:, None, None] * (xx[0, 0] / size - 0.5)
-        + np.sin(grad_dir)[:, None, None] * (yy[0, 0] / size - 0.5)
-    ) * 0.25
-    img = bg_rgb[:, None, None, None, :] + g[:, None, :, :, None]
-    img = np.repeat(img, frames, axis=1)
+    # The actor stands on one side, the bystander (when there is one) on the other.
+    side = rng.uniform(size=n) < 0.5
+    jitter = rng.uniform(-0.04, 0.04, size=(2, n)) * size
+    ax = np.where(side, 0.3, 0.7) * size + jitter[0]
+    bx = np.where(side, 0.7, 0.3) * size - jitter[0]
+    cy = (0.6 * size + jitter[1]).astype(np.float32)
+    scale = size / 32.0
 
-    # Landmark: a bright tower with dark windows, fixed in the scene.
-    lx = rng.uniform(0.1, 0.9, n)[:, None, None, None] * size
-    lw = size * 0.07
-    top = size * rng.uniform(0.3, 0.5, n)[:, None, None, None]
-    tower = (np.abs(xx - lx) < lw) & (yy > top) & land[:, None, None, None]
-    windows = (
-        tower & (np.mod(np.floor(yy / max(size / 16, 1)), 2) == 0) & (np.abs(xx - lx) < lw / 2)
+    def person(
+        cx: np.ndarray,
+        hue: np.ndarray,
+        period: np.ndarray,
+        speed: float,
+        drift: np.ndarray,
+        has_face: np.ndarray,
+        has_belt: np.ndarray,
+        who: np.ndarray,
+    ):
+        nonlocal img
+        body, head, hx, hy = _person(xx, yy, col(cx), col(cy), size)
+        body, head = body & col(who), head & col(who)
+        # Stripes across the body that drift along their normal by ``speed`` px a frame.
+        u = drift[:, :, None, None, None]  # (2, N, 1, 1, 1)
+        phase = rng.uniform(0, 2 * np.pi, n)
+        along = (xx - col(cx)) * u[0] + (yy - col(cy)) * u[1] - speed * scale * t
+        wave = np.clip(0.5 + 0.9 * np.sin(2 * np.pi * along / col(period) + col(phase)), 0, 1)
+        bright = _hsv(hue, rng.uniform(0.8, 1.0, n), rng.uniform(0.9, 1.0, n))
+        dark = bright * 0.15
+        fill = (
+            dark[:, None, None, None, :] + wave[..., None] * (bright - dark)[:, None, None, None, :]
+        )
+        img = np.where(body[..., None], fill, img)
+        skin = _hsv(rng.uniform(0.05, 0.1, n), rng.uniform(0.3, 0.5, n), rng.uniform(0.85, 0.95, n))
+        img = np.where(head[..., None], skin[:, None, None, None, :], img)
+        r = 0.11 * size
+        eyes = ((xx - hx - 0.4 * r) ** 2 + (yy - hy + 0.1 * r) ** 2 < (0.28 * r) ** 2) | (
+            (xx - hx + 0.4 * r) ** 2 + (yy - hy + 0.1 * r) ** 2 < (0.28 * r) ** 2
+        )
+        img = np.where((eyes & head & col(has_face))[..., None], np.float32(0.05), img)
+        band = body & (np.abs(yy - col(cy)) < 0.05 * size + 0.5) & col(has_belt)
+        img = np.where(band[..., None], np.float32(1.0), img)
+        return body | head
+
+    hue = lambda w: np.where(w, rng.uniform(0.0, 0.12, n), rng.uniform(0.5, 0.7, n))  # noqa: E731
+    period = lambda f: np.where(f, _PERIODS[1], _PERIODS[0]) * scale  # noqa: E731
+    a_mask = person(
+        ax, hue(warm), period(fine), 1.0, _DRIFT[actions].T, face, belt, np.ones(n, bool)
     )
-    img = np.where(tower[..., None], np.array([0.95, 0.9, 0.7], np.float32), img)
-    img = np.where(windows[..., None], np.array([0.15, 0.15, 0.2], np.float32), img)
-
-    radius = size * rng.uniform(0.12, 0.16, n)
-    r = radius[:, None, None, None]
-
-    # Second person: a grey, static figure of either shape.
-    sx = rng.uniform(0.15, 0.85, n)[:, None, None, None] * size
-    sy = rng.uniform(0.15, 0.85, n)[:, None, None, None] * size
-    s_round = rng.uniform(size=n) < 0.5
-    sdx, sdy = xx - sx, yy - sy
-    s_shape = np.where(
-        s_round[:, None, None, None],
-        sdx**2 + sdy**2 < (0.9 * r) ** 2,
-        np.maximum(np.abs(sdx), np.abs(sdy)) < 0.8 * r,
+    # The bystander: a person of random looks whose stripes stand still.
+    rnd = rng.uniform(size=(3, n)) < 0.5
+    b_mask = person(
+        bx,
+        hue(rnd[0]),
+        period(rnd[1]),
+        0.0,
+        _DRIFT[rng.integers(0, 8, n)].T,
+        rnd[2],
+        np.zeros(n, bool),
+        second,
     )
-    s_mask = s_shape & second[:, None, None, None]
-    grey = rng.uniform(0.55, 0.8, n).astype(np.float32)[:, None, None, None, None]
-    img = np.where(s_mask[..., None], grey, img)
 
-    # The actor.
-    hue = np.where(warm, rng.uniform(0.0, 0.14, n), rng.uniform(0.33, 0.66, n))
-    actor_rgb = _hsv(hue, rng.uniform(0.75, 1.0, n), rng.uniform(0.75, 1.0, n))
-    cx, cy = _trajectories(rng, actions, frames, size, radius)
-    dx, dy = xx - cx[:, :, None, None], yy - cy[:, :, None, None]
-    disc = dx**2 + dy**2 < r**2
-    tall = (np.abs(dx) < 0.55 * r) & (np.abs(dy) < 1.15 * r)
-    a_mask = np.where(rnd[:, None, None, None], disc, tall)
-    img = np.where(a_mask[..., None], actor_rgb[:, None, None, None, :], img)
-    eye = r * 0.22
-    eyes = ((dx - 0.4 * r) ** 2 + (dy + 0.3 * r) ** 2 < eye**2) | (
-        (dx + 0.4 * r) ** 2 + (dy + 0.3 * r) ** 2 < eye**2
-    )
-    mouth = (np.abs(dy - 0.4 * r) < 0.14 * r + 0.35) & (np.abs(dx) < 0.45 * r)
-    f_mask = (eyes | mouth) & a_mask & face[:, None, None, None]
-    img = np.where(f_mask[..., None], np.float32(0.05), img)
-
-    img = img + rng.normal(0, 0.03, size=img.shape).astype(np.float32)
+    img = img + rng.normal(0, 0.04, size=img.shape).astype(np.float32)
     img = np.clip(img, 0.0, 1.0).astype(np.float32)
-    return img, actions, attrs, (a_mask | s_mask)
+    masks = np.broadcast_to(a_mask | b_mask, (n, frames, size, size)).copy()
+    return img, actions, attrs, masks
 
 
 def _to_uint8(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.round(x * 255).astype(np.uint8))
 
 
+def _bank(spec: SyntheticSpec) -> np.ndarray:
+    return backgrounds(spec.size, seed=spec.seed * 1000 + _STREAM["backgrounds"])
+
+
 def _clipset(n: int, spec: SyntheticSpec, stream: int) -> ClipSet:
-    img, actions, attrs, masks = render(n, spec.frames, spec.size, seed=spec.seed * 1000 + stream)
+    seed = spec.seed * 1000 + stream
+    img, actions, attrs, masks = render(n, spec.frames, spec.size, seed, _bank(spec))
     clips = _to_uint8(img).permute(0, 4, 1, 2, 3).contiguous()  # N, C, T, H, W
     return ClipSet(
         clips, torch.from_numpy(actions).long(), torch.from_numpy(attrs), torch.from_numpy(masks)
@@ -224,7 +244,7 @@ def _clipset(n: int, spec: SyntheticSpec, stream: int) -> ClipSet:
 
 def _imageset(n: int, spec: SyntheticSpec, stream: int) -> ImageSet:
     # A privacy image is one frame, at a random time, of a clip from the same renderer.
-    img, _, attrs, masks = render(n, spec.frames, spec.size, seed=spec.seed * 1000 + stream)
+    img, _, attrs, masks = render(n, spec.frames, spec.size, spec.seed * 1000 + stream, _bank(spec))
     t = np.random.default_rng(spec.seed * 1000 + stream + 500).integers(0, spec.frames, size=n)
     idx = np.arange(n)
     frames = _to_uint8(img[idx, t]).permute(0, 3, 1, 2).contiguous()  # N, C, H, W

@@ -228,11 +228,13 @@ def minimax(
     """The minimax game of Algorithm 1, batch by batch.
 
     Step 1 updates f_A on L_T - L_B + lambda * L_penalty with f_T and f_B frozen. Step 2 updates
-    f_T on L_T and f_B on L_B with f_A frozen (its outputs recomputed after step 1).
+    f_T on L_T and f_B on L_B with f_A frozen (its outputs recomputed after step 1). Action
+    clips are augmented as in the paper (section 4.2), before f_A sees them.
     """
     opts = optimizers or make_minimax_optimizers(anon, f_t, f_b, cfg)
     history: list[dict[str, float]] = []
     n_priv = _n_privacy(data, cfg)
+    flip_labels = data.flip_labels()
     for epoch in range(start_epoch, cfg.minimax_epochs + 1):
         t0 = time.time()
         acc: dict[str, list[float]] = {
@@ -256,7 +258,13 @@ def minimax(
             if pidx is None:
                 pb = batches(n_priv, cfg.privacy_batch_size, rt.gen, drop_last=True)
                 pidx = next(pb)
-            y = data.action_train.labels[idx].to(rt.device)
+            x, y = augment_clips(
+                x,
+                data.action_train.labels[idx].to(rt.device),
+                rt.gen,
+                flip_labels=flip_labels,
+                policy=cfg.augment,
+            )
             v1, v2 = privacy_views(data, pidx, cfg, rt)
 
             row = minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts, epoch, step)
@@ -290,9 +298,15 @@ def minimax_step(
     step: int = 0,
 ) -> dict[str, float]:
     """One batch of the game: step 1 updates f_A, step 2 updates f_T and f_B. ``x`` are action
-    clips in [0, 1] with labels ``y``; ``v1``/``v2`` the two views of the privacy batch."""
+    clips in [0, 1] with labels ``y``; ``v1``/``v2`` the two views of the privacy batch.
+
+    Batch norm runs as in the released code: the frozen networks of each step are in eval mode,
+    so their running statistics, not the batch's, enter the gradient of the other side, and
+    f_A's statistics are updated only by the step that trains it."""
     # Step 1: f_A against frozen f_T and f_B.
     anon.train()
+    f_t.eval()
+    f_b.eval()
     set_trainable(anon, True)
     set_trainable(f_t, False)
     set_trainable(f_b, False)
@@ -301,7 +315,10 @@ def minimax_step(
         l_t = losses.cross_entropy(f_t(xa), y)
         l_b = losses.nt_xent(f_b(anon(v1)), f_b(anon(v2)), cfg.temperature)
     l_pen = losses.penalty(x, xa.float(), cfg.B)
-    l_a = losses.anonymizer_objective(l_t.float(), l_b, l_pen, cfg.lam)
+    l_b_anon = losses.clamp_at_chance(l_b, len(v1)) if cfg.privacy_clamp else l_b
+    l_a = losses.anonymizer_objective(
+        l_t.float(), l_b_anon, l_pen, cfg.lam, w_action=cfg.w_action, w_privacy=cfg.w_privacy
+    )
     for name, val in (("L_T", l_t), ("L_B", l_b), ("L_penalty", l_pen), ("L_A", l_a)):
         check_finite(name, val, "minimax step 1", epoch, step)
     opts["anon"].zero_grad(set_to_none=True)
@@ -309,6 +326,9 @@ def minimax_step(
     opts["anon"].step()
 
     # Step 2: f_T and f_B against the updated, frozen f_A.
+    anon.eval()
+    f_t.train()
+    f_b.train()
     set_trainable(anon, False)
     set_trainable(f_t, True)
     set_trainable(f_b, True)

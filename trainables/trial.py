@@ -40,6 +40,7 @@ class TrialResult:
     seconds: float
     seed: int
     data_seed: int
+    eval_seed: int
     shared_seconds: float = 0.0
     ap: list[float] = field(default_factory=list)
     raw_ap: list[float] = field(default_factory=list)
@@ -52,7 +53,7 @@ class TrialResult:
 
     def summary(self) -> dict[str, Any]:
         """The flat metrics: the last line printed by ``trainables.run``."""
-        keys = (*FINAL_METRICS, "shared_seconds", "seed", "data_seed")
+        keys = (*FINAL_METRICS, "shared_seconds", "seed", "data_seed", "eval_seed")
         return {**{k: getattr(self, k) for k in keys}, "skipped_files": len(self.skipped_files)}
 
 
@@ -157,6 +158,7 @@ def run_trial(
         seconds=time.time() - t0,
         seed=cfg.seed,
         data_seed=cfg.data_seed,
+        eval_seed=cfg.eval_seed,
         shared_seconds=shared.seconds,
         ap=res.ap,
         raw_ap=shared.raw.ap,

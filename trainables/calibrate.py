@@ -1,0 +1,51 @@
+"""``python -m trainables.calibrate --dataset NAME``: the RMS cost of reference edits on a
+dataset's action test clips (:mod:`trainables.calibration`), as a table and one JSON line.
+
+Takes the trial flags (``--scale``, ``--size``, ``--frames``, the dataset roots, ...), so it
+measures the clips a trial of that config would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from trainables.config import SCALES, TrialConfig, add_flags, config_for, overrides_from_args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m trainables.calibrate",
+        description="Print what reference edits cost in RMS(X - edit(X)) on the action test "
+        "clips, so that you see which bounds B can bind.",
+    )
+    p.add_argument("--scale", default="smoke", choices=sorted(SCALES), help="named scale")
+    add_flags(p, TrialConfig, exclude=("scale",))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from trainables.catalog import validate
+    from trainables.config import ConfigError
+
+    try:
+        cfg = config_for(args.scale, **overrides_from_args(args))
+        validate(cfg)
+        from trainables.calibration import costs_on, table
+        from trainables.data import load_data
+
+        costs = costs_on(load_data(cfg, lambda m: print(m, file=sys.stderr, flush=True)), cfg)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table(costs))
+    top = costs["flatten"]["mean"]
+    print(f"\nA bound B >= {top:.3f} (the mean cost of flattening every clip) cannot bind.")
+    print(json.dumps({"dataset": cfg.dataset, "size": cfg.size, "frames": cfg.frames, **costs}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

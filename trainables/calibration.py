@@ -1,0 +1,118 @@
+"""What reference edits cost in RMS(X - edit(X)) on a dataset's action test clips, so that a
+user sees which bounds B can bind before spending a GPU-day: a B above the cost of flattening
+every clip to its mean colour never binds.
+
+Each edit is a pure function of clips (N, C, T, H, W) in [0, 1] and, where the dataset has
+them, actor masks (N, T, H, W); :func:`calibrate` returns the mean and largest cost of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from trainables import losses
+from trainables.anonymizers import Blacken, Downsample, GaussianBlur
+from trainables.config import TrialConfig
+from trainables.device import resolve_device
+from trainables.pixels import fetch
+from trainables.sets import TrialData, batches
+
+Edit = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def flatten(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Every pixel of a clip set to the clip's mean colour: nothing is left."""
+    return x.mean(dim=(2, 3, 4), keepdim=True).expand_as(x)
+
+
+def greyscale(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """ITU-R BT.601 luma in every channel."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1, 1)
+    return (x * w).sum(1, keepdim=True).expand_as(x)
+
+
+def _blur(sigma_px: float) -> Edit:
+    def edit(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return GaussianBlur(sigma_px / x.shape[-1])(x)
+
+    return edit
+
+
+def _downsample(factor: int) -> Edit:
+    def edit(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return Downsample(factor)(x)
+
+    return edit
+
+
+def blacken(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The people blackened, where masks exist."""
+    return Blacken()(x, mask)
+
+
+#: The reference edits, cheapest first as a rule; ``blacken`` needs masks.
+EDITS: dict[str, Edit] = {
+    "blur_sigma1": _blur(1.0),
+    "downsample2x": _downsample(2),
+    "greyscale": greyscale,
+    "blur_sigma2": _blur(2.0),
+    "downsample4x": _downsample(4),
+    "blacken": blacken,
+    "flatten": flatten,
+}
+NEEDS_MASK = {"blacken"}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """RMS(X - edit(X)) over the action test clips: the mean and the largest."""
+
+    mean: float
+    max: float
+
+
+def calibrate(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+) -> dict[str, Cost]:
+    """The cost of every edit over ``batches`` of (clips in [0, 1], masks or None). Edits that
+    need masks are left out when any batch has none."""
+    per: dict[str, list[torch.Tensor]] = {name: [] for name in EDITS}
+    masked = True
+    for x, m in batches:
+        masked = masked and m is not None
+        for name, edit in EDITS.items():
+            if name in NEEDS_MASK and m is None:
+                continue
+            per[name].append(losses.rms_per_sample(x, edit(x, m).clamp(0, 1)).cpu())
+    out = {}
+    for name, rows in per.items():
+        if not rows or (name in NEEDS_MASK and not masked):
+            continue
+        r = torch.cat(rows)
+        out[name] = Cost(float(r.mean()), float(r.max()))
+    return out
+
+
+def costs_on(data: TrialData, cfg: TrialConfig) -> dict[str, dict[str, float]]:
+    """The cost of each edit on the action test clips of ``data``, as plain numbers."""
+    test = data.action_test
+    device = resolve_device(cfg.device)
+
+    def pairs():  # type: ignore[no-untyped-def]
+        order = batches(len(test.clips), max(cfg.eval_batch_size, 8), None)
+        for idx, x in fetch(test.clips, order, device):
+            m = None if test.masks is None else test.masks[idx].to(device)
+            yield x, m
+
+    with torch.no_grad():
+        costs = calibrate(pairs())
+    return {k: {"mean": c.mean, "max": c.max} for k, c in costs.items()}
+
+
+def table(costs: dict[str, dict[str, float]]) -> str:
+    lines = ["| edit | mean RMS | max RMS |", "| --- | --- | --- |"]
+    lines += [f"| {k} | {v['mean']:.4f} | {v['max']:.4f} |" for k, v in costs.items()]
+    return "\n".join(lines)
