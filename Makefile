@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format clean chromium
+.PHONY: run quality test lint format clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP) chromium
 	$(PY) -m study.launch --space penalty_grid
+
+# Does the built-in benchmark show the trade-off? 3 seeds of the raw reference, a B sweep and the
+# lambda ablation, with the acceptance checks (rows kept in bench-quality.jsonl; a rerun reuses them).
+quality: $(STAMP)
+	$(PY) -m study.bench --quality --seeds 3
 
 # The report's PNGs (kaleido) and the browser test need Debian's chromium.
 chromium:

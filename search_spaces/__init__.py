@@ -56,7 +56,7 @@ PAPER_BS = [0.0, 0.3, 0.5, 0.7, 0.9, 1.0]
 PAPER_LAMS = [0.0, 0.1, 0.3, 0.5, 0.7, 1.0]
 #: Bounds for the built-in benchmark, where ``python -m trainables.calibrate --scale default``
 #: puts greyscale at an RMS cost of 0.14, blur sigma 2 at 0.18 and flattening every clip to its
-#: mean colour at 0.33: a bound B >= 0.33 can never bind there.
+#: mean colour at 0.33: a bound B >= 0.33 allows erasing every clip there.
 BUILTIN_BS = [0.0, 0.05, 0.1, 0.2, 0.3]
 
 

@@ -1,6 +1,8 @@
 """``python -m study.bench --scale paper``: how fast one trial computes on this device.
+``python -m study.bench --quality --seeds 3``: whether the benchmark shows the trade-off
+(:mod:`study.quality`).
 
-Prints three figures, each on its own line and then together as one JSON object:
+The speed bench prints three figures, each on its own line and then together as one JSON object:
 
 - the clips/s of one minimax step (f_A, f_T and f_B forward and backward, both steps) at the
   scale's models, geometry and batch sizes, on random inputs;
@@ -21,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from trainables.config import SCALES
 
 
 def _sync(device: Any) -> None:
@@ -116,8 +120,11 @@ def bench_loading(cfg: Any, videos: int, workers: int, pin: bool, log: Any) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--scale", default="paper", help="smoke, default or paper")
+    p = argparse.ArgumentParser(
+        prog="python -m study.bench", description=__doc__.split("\n")[0], allow_abbrev=False
+    )
+    p.add_argument("--scale", default=None, choices=sorted(SCALES),
+                   help="scale (default: paper for speed, default for --quality)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--steps", type=int, default=0, help="timed steps (0: 5 on CUDA, 1 on CPU)")
     p.add_argument("--warmup", type=int, default=-1, help="untimed steps (-1: 2 on CUDA, 0 CPU)")
@@ -125,7 +132,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=-1, help="loading workers (-1: the scale's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="trial config override, e.g. --set batch_size=4")  # fmt: skip
+    q = p.add_argument_group("quality (--quality)")
+    q.add_argument(
+        "--quality",
+        action="store_true",
+        help="run the quality bench instead: raw reference, a B sweep at lambda=1 "
+        "and lambda=0 at B=0.1, per seed (scale default unless --scale is given)",
+    )
+    q.add_argument("--seeds", type=int, default=3, help="seeds (model and data seed both)")
+    q.add_argument("--bounds", default="0,0.05,0.1,0.2,0.3", help="the B sweep (at --lam)")
+    q.add_argument("--lam", type=float, default=1.0,
+                   help="lambda of the B sweep; the ablation compares it with lambda=0 at B=0.1")  # fmt: skip
+    q.add_argument("--eval-seed", type=int, default=0, help="evaluation seed of every point")
+    q.add_argument("--records", default="bench-quality.jsonl",
+                   help="JSON-lines file of finished rows: appended to, and reused on a rerun "
+                   "('' to keep nothing)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.quality:
+        return _quality(args)
 
     import torch
 
@@ -138,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         overrides = parse_assignments(args.set)
-        cfg = config_for(args.scale, **{**overrides, "device": args.device})
+        cfg = config_for(args.scale or "paper", **{**overrides, "device": args.device})
         # The bench draws random inputs: the dataset sizes do not matter (and the synthetic
         # benchmark's render limit must not refuse the paper's geometry).
         sizes = ("n_action_train", "n_action_test", "n_privacy_train", "n_privacy_test")
@@ -155,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
     )
     log(
-        f"[bench] {args.scale} on {name}: {cfg.anonymizer}/{cfg.anon_encoder}, {cfg.action_model}, "
+        f"[bench] {cfg.scale} on {name}: {cfg.anonymizer}/{cfg.anon_encoder}, {cfg.action_model}, "
         f"{cfg.privacy_model}; {cfg.batch_size} clips of {cfg.frames}x{cfg.size}px + "
         f"{cfg.privacy_batch_size} privacy pairs per step; amp={cfg.amp and cuda}"
     )
-    result: dict[str, Any] = {"scale": args.scale, "device": name}
+    result: dict[str, Any] = {"scale": cfg.scale, "device": name}
     result.update(bench_step(cfg, steps, warmup, log))
     result.update(bench_loading(cfg, args.videos, workers, cuda, log))
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -174,6 +198,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"peak GPU memory: {result['peak_gpu_gib']:.2f} GiB")
     print(f"peak host RSS: {result['peak_rss_gib']:.2f} GiB")
     print(json.dumps(result))
+    return 0
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from study.quality import QualityPlan, report, run_quality
+    from trainables.config import ConfigError, parse_assignments
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        if args.lam <= 0:
+            raise ValueError(f"--lam must be > 0 (the ablation runs lambda = 0), got {args.lam}")
+        bounds = tuple(float(b) for b in args.bounds.split(",") if b.strip())
+        if len(bounds) < 2:
+            raise ValueError(f"--bounds needs at least two values, got {args.bounds!r}")
+        overrides = parse_assignments(args.set)
+        fixed = sorted({"seed", "data_seed", "eval_seed", "B", "lam"} & set(overrides))
+        if fixed:
+            raise ValueError(
+                f"--set {', '.join(fixed)}: the quality bench sets these itself "
+                "(use --seeds, --eval-seed and --bounds)"
+            )
+        plan = QualityPlan(
+            scale=args.scale or "default",
+            overrides={**overrides, "device": args.device},
+            seeds=tuple(range(args.seeds)),
+            bounds=bounds,
+            lam=args.lam,
+            eval_seed=args.eval_seed,
+        )
+        records = Path(args.records) if args.records else None
+        rows = run_quality(plan, records=records, log=log)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table, out = report(plan, rows)
+    print(table)
+    print(json.dumps(out))
     return 0
 
 

@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(table(costs))
     top = costs["flatten"]["mean"]
-    print(f"\nA bound B >= {top:.3f} (the mean cost of flattening every clip) cannot bind.")
+    print(
+        f"\nA bound B >= {top:.3f} (the mean cost of flattening every clip) allows erasing every "
+        "clip: it restrains f_A only from recolouring at a higher cost."
+    )
     print(json.dumps({"dataset": cfg.dataset, "size": cfg.size, "frames": cfg.frames, **costs}))
     return 0
 

@@ -1,6 +1,8 @@
 """What reference edits cost in RMS(X - edit(X)) on a dataset's action test clips, so that a
-user sees which bounds B can bind before spending a GPU-day: a B above the cost of flattening
-every clip to its mean colour never binds.
+user sees which bounds B restrain f_A before spending a GPU-day: a B above the cost of
+flattening every clip to its mean colour lets f_A erase every clip, and restrains only
+recolourings that cost more (a learned f_A can reach them: it exceeds that cost on the built-in
+benchmark when the penalty does not hold it back).
 
 Each edit is a pure function of clips (N, C, T, H, W) in [0, 1] and, where the dataset has
 them, actor masks (N, T, H, W); :func:`calibrate` returns the mean and largest cost of each.

@@ -1,0 +1,183 @@
+"""``python -m study.bench --quality --seeds 3``: does the benchmark show the trade-off?
+
+For each seed s (model seed and data seed both s; one evaluation seed for all), it computes the
+shared stages once, then runs a trial at each B of the sweep at lambda = 1 and one at the
+lambda-ablation point (B = 0.1, lambda = 0). Each trial's f_T' and f_B' share the raw
+reference's evaluation seed, so its drop from raw is a paired comparison. It prints a table of
+mean and std over seeds per point, then the acceptance checks of :mod:`analysis.quality`, then
+one JSON line.
+
+Trials run in this process, one after another, without Ray or MLflow: the figures measure the
+method and the benchmark, not the platform. Every finished row is appended to ``--records``
+(JSON lines) at once, and rows already there for the same config are reused, so a killed
+bench loses nothing and continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis.quality import checks, point_name, summarise
+
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityPlan:
+    """What the quality bench runs: the points of each seed."""
+
+    scale: str
+    overrides: dict[str, Any]
+    seeds: Sequence[int]
+    bounds: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3)
+    lam: float = 1.0
+    lam_off: float = 0.0
+    lam_bound: float = 0.1
+    eval_seed: int = 0
+
+    def points(self) -> list[tuple[float, float]]:
+        pts = [(b, self.lam) for b in self.bounds]
+        if (self.lam_bound, self.lam_off) not in pts:
+            pts.append((self.lam_bound, self.lam_off))
+        return pts
+
+
+def _load_records(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None or not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out[row["key"]] = row
+    return out
+
+
+def _append(path: Path | None, row: dict[str, Any]) -> None:
+    if path is not None:
+        with path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[dict[str, Any]]:
+    """Run (or reuse from ``records``) every point of every seed; return one row each."""
+    from trainables.catalog import validate
+    from trainables.config import config_for
+    from trainables.data import load_data
+    from trainables.keys import result_key, shared_key
+    from trainables.stages import compute_shared
+    from trainables.trial import run_trial
+
+    done = _load_records(records)
+    rows: list[dict[str, Any]] = []
+    cfgs = {
+        s: [
+            config_for(
+                plan.scale,
+                **{**plan.overrides, "seed": s, "data_seed": s, "eval_seed": plan.eval_seed},
+                B=b,
+                lam=lam,
+            )
+            for b, lam in plan.points()
+        ]
+        for s in plan.seeds
+    }
+    for group in cfgs.values():
+        for cfg in group:
+            validate(cfg)
+    total = sum(len(g) + 1 for g in cfgs.values())
+    n = 0
+    for s, group in cfgs.items():
+        raw_key = f"raw-{shared_key(group[0])}"
+        todo = [c for c in group if f"trial-{result_key(c)}" not in done]
+        shared = None
+        if raw_key not in done or todo:
+            log(f"[quality] seed {s}: building the data and the shared stages")
+            data = load_data(group[0], log)
+            t0 = time.time()
+            shared = compute_shared(group[0], data, log)
+            row = {
+                "key": raw_key,
+                "point": "raw",
+                "seed": s,
+                "B": None,
+                "lam": None,
+                "top1": shared.raw.top1,
+                "cmap": shared.raw.cmap,
+                "f1": shared.raw.f1,
+                "rms": 0.0,
+                "seconds": time.time() - t0,
+            }
+            if raw_key not in done:
+                _append(records, row)
+                done[raw_key] = row
+        rows.append(done[raw_key])
+        n += 1
+        log(f"[quality] {n}/{total} seed {s} raw: top1={done[raw_key]['top1']:.3f} "
+            f"cmap={done[raw_key]['cmap']:.3f}")  # fmt: skip
+        for cfg in group:
+            key = f"trial-{result_key(cfg)}"
+            if key not in done:
+                res = run_trial(cfg, data=data, shared=shared, log=log)
+                row = {
+                    "key": key,
+                    "point": point_name(cfg.B, cfg.lam),
+                    "seed": s,
+                    "B": cfg.B,
+                    "lam": cfg.lam,
+                    "top1": res.top1,
+                    "cmap": res.cmap,
+                    "f1": res.f1,
+                    "rms": res.rms,
+                    "seconds": res.seconds,
+                }
+                _append(records, row)
+                done[key] = row
+            rows.append(done[key])
+            n += 1
+            r = done[key]
+            log(f"[quality] {n}/{total} seed {s} {r['point']}: top1={r['top1']:.3f} "
+                f"cmap={r['cmap']:.3f} rms={r['rms']:.3f} ({r['seconds']:.0f}s)")  # fmt: skip
+    return rows
+
+
+def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The printed tables and the JSON object of a finished quality bench."""
+    import pandas as pd
+
+    summary = summarise(pd.DataFrame(rows))
+    found = checks(summary, bounds=plan.bounds, lam=plan.lam, lam_off=plan.lam_off,
+                   lam_bound=plan.lam_bound)  # fmt: skip
+    lines = [
+        "| point | seeds | Top-1 | cMAP | F1 | RMS | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for point, r in summary.iterrows():
+        cells = [
+            f"{r[f'{c}_mean']:.3f} ± {r[f'{c}_std']:.3f}" for c in ("top1", "cmap", "f1", "rms")
+        ]
+        lines.append(
+            f"| {point} | {int(r['seeds'])} | {' | '.join(cells)} | {r['seconds_mean']:.0f} |"
+        )
+    lines += ["", "| check | value | target | ok |", "|---|---|---|---|"]
+    for c in found:
+        lines.append(f"| {c.name} | {c.value:.3f} | {c.target} | {'yes' if c.ok else 'NO'} |")
+    out = {
+        "scale": plan.scale,
+        "overrides": plan.overrides,
+        "seeds": list(plan.seeds),
+        "eval_seed": plan.eval_seed,
+        "points": {
+            str(p): {k: (None if v != v else v) for k, v in r.items()}
+            for p, r in summary.to_dict(orient="index").items()
+        },
+        "checks": [c.row() for c in found],
+        "passed": sum(c.ok for c in found),
+        "total": len(found),
+    }
+    return "\n".join(lines), out
