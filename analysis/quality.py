@@ -45,10 +45,9 @@ def summarise(records: pd.DataFrame) -> pd.DataFrame:
     out = g[cols].agg(["mean", "std"])
     out.columns = [f"{c}_{s}" for c, s in out.columns]
     out["seeds"] = g.size()
-    first = records.groupby("point", sort=False)[["B", "lam"]].first()
-    out = out.join(first)
-    out["_raw"] = out.index != "raw"
-    return out.sort_values(["_raw", "lam", "B"]).drop(columns="_raw")
+    out = out.join(g[["B", "lam"]].first())
+    out["_trial"] = out.index != "raw"
+    return out.sort_values(["_trial", "lam", "B"]).drop(columns="_trial")
 
 
 def _mean(summary: pd.DataFrame, point: str, col: str) -> float:

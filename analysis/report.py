@@ -209,17 +209,20 @@ def source_and_out(args: argparse.Namespace) -> tuple[str, Path]:
     return uri, Path(args.out) if args.out else root / "report"
 
 
+def report_from_mlflow(experiment: str, uri: str, out: Path, *, png: bool = True) -> list[Path]:
+    """Write the report of ``experiment``'s trials and calibration, read from MLflow at ``uri``,
+    into ``out``; return the files, report.html first."""
+    from analysis.load import calibration_from_mlflow, trials_from_mlflow
+
+    df, refs = trials_from_mlflow(experiment, uri), calibration_from_mlflow(experiment, uri)
+    return write_report(df, out, f"Study {experiment}", png=png, references=refs)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     uri, out = source_and_out(args)
-    from analysis.load import calibration_from_mlflow, trials_from_mlflow
-
     try:
-        df = trials_from_mlflow(args.experiment, uri)
-        refs = calibration_from_mlflow(args.experiment, uri)
-        paths = write_report(
-            df, out, f"Study {args.experiment}", png=not args.no_png, references=refs
-        )
+        paths = report_from_mlflow(args.experiment, uri, out, png=not args.no_png)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

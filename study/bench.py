@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _quality(args: argparse.Namespace) -> int:
     from study.quality import QualityPlan, report, run_quality
-    from trainables.config import ConfigError, parse_assignments
+    from trainables.config import parse_assignments
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -233,7 +233,7 @@ def _quality(args: argparse.Namespace) -> int:
         )
         records = Path(args.records) if args.records else None
         rows = run_quality(plan, records=records, log=log)
-    except (ConfigError, ValueError) as e:
+    except ValueError as e:  # ConfigError included
         print(f"error: {e}", file=sys.stderr)
         return 2
     table, out = report(plan, rows)

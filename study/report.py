@@ -6,8 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from analysis.load import calibration_from_mlflow, trials_from_mlflow
-from analysis.report import build_parser, source_and_out, write_report
+from analysis.report import build_parser, report_from_mlflow, source_and_out
 from study import parent as parent_run
 from study import tracking
 
@@ -18,8 +17,7 @@ def write_and_log(
     """Write the report of ``experiment``'s trials into ``out`` and log it to the study's parent
     run (``parent``, else the one the tracking server has); return the files, report.html
     first."""
-    df, refs = trials_from_mlflow(experiment, uri), calibration_from_mlflow(experiment, uri)
-    paths = write_report(df, out, f"Study {experiment}", png=png, references=refs)
+    paths = report_from_mlflow(experiment, uri, out, png=png)
     c = tracking.client(uri)
     run_id = parent or parent_run.find_parent(c, experiment)
     if run_id is not None:
