@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from analysis.columns import CONFIG as CONFIG_COLUMNS
@@ -25,35 +27,77 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)
 
 
-def calibration_from_mlflow(experiment: str, tracking_uri: str) -> dict[str, float]:
-    """The calibration the study recorded on its parent run: edit name -> mean RMS cost."""
+@dataclass(frozen=True)
+class StudyRecord:
+    """What a study's parent run recorded besides its trials."""
+
+    run_id: str
+    #: Reference edit name -> its mean RMS cost on the action test set.
+    calibration: dict[str, float]
+    #: ``top1``: the Top-1 of always answering the commonest class; ``cmap``: the mean
+    #: prevalence of the attributes (a random scorer's cMAP), on the raw test sets.
+    chance: dict[str, float]
+    #: Other parent runs of the same experiment (other studies under that name).
+    others: list[str]
+
+
+def _experiment(experiment: str, tracking_uri: str) -> str:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ValueError(f"no MLflow experiment named {experiment!r} at {tracking_uri}")
+    return str(exp.experiment_id)
+
+
+def study_from_mlflow(experiment: str, tracking_uri: str, parent: str = "") -> StudyRecord:
+    """The study's parent run: ``parent`` if given, else the newest parent run of the
+    experiment (two studies may share an experiment name; each report keys on one parent)."""
+    import mlflow
+
+    exp_id = _experiment(experiment, tracking_uri)
     runs = mlflow.search_runs(
-        experiment_names=[experiment], filter_string="tags.`study.role` = 'parent'"
+        experiment_ids=[exp_id],
+        filter_string="tags.`study.role` = 'parent'",
+        order_by=["attributes.start_time DESC"],
     )
     if len(runs) == 0:
-        return {}
-    row = runs.iloc[0]
-    prefix = "metrics.calibration/"
-    return {
-        c[len(prefix) :]: float(row[c])
-        for c in runs.columns
-        if c.startswith(prefix) and pd.notna(row[c])
-    }
+        raise ValueError(f"experiment {experiment!r} at {tracking_uri} holds no study parent run")
+    ids = [str(r) for r in runs["run_id"]]
+    if parent and parent not in ids:
+        raise ValueError(
+            f"--parent {parent}: not a study parent run of {experiment!r}; its parent runs "
+            f"(newest first): {', '.join(ids)}"
+        )
+    run_id = parent or ids[0]
+    row = runs.iloc[ids.index(run_id)]
+
+    def prefixed(prefix: str) -> dict[str, float]:
+        return {
+            c[len(prefix) :]: float(row[c])
+            for c in runs.columns
+            if c.startswith(prefix) and "/" not in c[len(prefix) :] and pd.notna(row[c])
+        }
+
+    return StudyRecord(
+        run_id=run_id,
+        calibration=prefixed("metrics.calibration/"),
+        chance=prefixed("metrics.chance/"),
+        others=[i for i in ids if i != run_id],
+    )
 
 
-def trials_from_mlflow(experiment: str, tracking_uri: str) -> pd.DataFrame:
-    """The child runs (one per trial) of an MLflow experiment, via ``mlflow.search_runs``."""
+def trials_from_mlflow(experiment: str, tracking_uri: str, parent: str = "") -> pd.DataFrame:
+    """The child runs (one per trial) of an MLflow experiment, via ``mlflow.search_runs``; with
+    ``parent``, only that study's."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        raise ValueError(f"no MLflow experiment named {experiment!r} at {tracking_uri}")
+    exp_id = _experiment(experiment, tracking_uri)
+    only = f" and tags.`mlflow.parentRunId` = '{parent}'" if parent else ""
     runs = mlflow.search_runs(
-        experiment_names=[experiment],
-        filter_string="tags.`study.role` = 'trial'",
+        experiment_ids=[exp_id],
+        filter_string="tags.`study.role` = 'trial'" + only,
         max_results=100000,
     )
     if len(runs) == 0:

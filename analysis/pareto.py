@@ -46,12 +46,20 @@ def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES) 
     return ~dominated
 
 
+#: The fixed reference of the study's objectives: the worst value each can take (Top-1 = 0,
+#: cMAP = 1), so that hypervolumes of different studies compare.
+FIXED_REFERENCE: dict[str, float] = {"top1": 0.0, "cmap": 1.0}
+
+
 def default_reference(
     df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES
 ) -> dict[str, float]:
-    """The documented default reference point: the worst observed value of each objective."""
+    """The default reference point: :data:`FIXED_REFERENCE` for Top-1 and cMAP, the worst
+    observed value for any other objective."""
     return {
-        name: float(df[name].min() if d == "max" else df[name].max())
+        name: FIXED_REFERENCE[name]
+        if name in FIXED_REFERENCE
+        else float(df[name].min() if d == "max" else df[name].max())
         for name, d in objectives.items()
     }
 
@@ -63,9 +71,8 @@ def hypervolume(
 ) -> float:
     """Volume of objective space dominated by the trials and bounded by ``reference``.
 
-    ``reference`` defaults to :func:`default_reference` (the worst observed value of each
-    objective), so a single trial, or trials sharing a worst value, may have zero volume.
-    Points not strictly better than the reference in every objective add nothing. Exact, by
+    ``reference`` defaults to :func:`default_reference` (Top-1 = 0, cMAP = 1, so that
+    studies compare; the worst observed value of any other objective). Points not strictly better than the reference in every objective add nothing. Exact, by
     recursive slicing (fine for the few objectives and hundreds of trials of a study).
     """
     if len(df) == 0:
@@ -99,7 +106,7 @@ def hypervolume_curve(
     order: str | None = None,
 ) -> pd.Series:
     """Hypervolume of the first n trials, n = 1..N, in ``order`` (a column) or row order, with
-    one fixed reference (default: the worst value over all trials)."""
+    one fixed reference (default: :func:`default_reference`)."""
     ref = dict(reference) if reference is not None else default_reference(df, objectives)
     d = df.sort_values(order) if order else df
     return pd.Series(

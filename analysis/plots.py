@@ -23,12 +23,14 @@ def _hover(df: pd.DataFrame) -> tuple[np.ndarray, str]:
 
 def pareto_scatter(
     df: pd.DataFrame,
-    front: np.ndarray,
+    configs: pd.DataFrame,
     raw: tuple[float, float] | None,
     fixed: pd.Series | None = None,
 ) -> go.Figure:
-    """Action Top-1 (x) against privacy cMAP (y): every trial, the front as a step line, the
-    raw reference and the fixed anonymizers (baselines) as labelled markers.
+    """Action Top-1 (x) against privacy cMAP (y): every trial, the means over seeds of each
+    configuration (``configs``, with ± std bars, when some has several seeds), the front of
+    those means as a step line, the raw reference and the fixed anonymizers (baselines) as
+    labelled markers.
 
     ``fixed`` marks the rows of fixed anonymizers; they are trials too, drawn labelled.
     """
@@ -63,14 +65,30 @@ def pareto_scatter(
                 hovertemplate=tmpl + "<extra></extra>",
             )
         )
-    f = df[front].sort_values("top1")
+    f = configs[configs["on_front"].astype(bool)].sort_values("top1")
+    if "n" in configs and (configs["n"] > 1).any():
+        cd, tmpl = _hover(configs)
+        fig.add_trace(
+            go.Scatter(
+                x=configs["top1"],
+                y=configs["cmap"],
+                mode="markers",
+                name="mean over seeds",
+                marker=dict(size=13, color="rgba(44,160,44,0.5)", line=dict(width=1)),
+                error_x=dict(type="data", array=configs["top1_std"].fillna(0), visible=True),
+                error_y=dict(type="data", array=configs["cmap_std"].fillna(0), visible=True),
+                customdata=cd,
+                hovertemplate=tmpl + "<br>seeds=%{text}<extra></extra>",
+                text=configs["n"].astype(str),
+            )
+        )
     if len(f):
         fig.add_trace(
             go.Scatter(
                 x=f["top1"],
                 y=f["cmap"],
                 mode="lines",
-                name="Pareto front",
+                name="Pareto front (of the means)",
                 line=dict(shape="hv", color="#2ca02c"),
                 hoverinfo="skip",
             )

@@ -1,7 +1,8 @@
 """``python -m analysis.report --experiment NAME``: the report for choosing B.
 
 Writes ``report.html`` (every plot and table, top to bottom), ``trials.csv`` (one row per
-trial, with ``on_front``) and ``summary.md`` (Table 1 style, relative drops), plus each plot as
+trial, with ``on_front``), ``configurations.csv`` (one row per configuration: mean and std over
+seeds) and ``summary.md`` (warnings, the recommendation, Table 1 style), plus each plot as
 self-contained HTML and PNG. (``python -m study.report`` also logs them to the study's parent
 run.)
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import html
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,30 +20,42 @@ import numpy as np
 import pandas as pd
 
 from analysis.columns import COMPARED, SCORES
+from analysis.pareto import default_reference, hypervolume, pareto_front
+from analysis.ranking import Choice, relative_drops
+from analysis.recommend import (
+    Recommendation,
+    config_columns,
+    configurations,
+    recommend,
+    sanity_warnings,
+)
 
 
 @dataclass
 class ReportData:
     """Everything the report shows, computed once from the trials."""
 
-    trials: pd.DataFrame  # finished trials, with on_front and relative drops
+    trials: pd.DataFrame  # finished trials, with on_front (per trial) and relative drops
+    configs: pd.DataFrame  # one row per configuration: mean and std over seeds, on_front
     raw: tuple[float, float] | None
-    choices: list  # analysis.Choice
+    rec: Recommendation
     hypervolume: float
-    summary: pd.DataFrame
+    reference: dict[str, float]
+    warnings: list[str]
+
+    @property
+    def choices(self) -> list[Choice]:
+        return self.rec.choices
 
 
-def analyse(df: pd.DataFrame) -> ReportData:
-    """Pure: the front, drops, rankings, hypervolume and the replicate summary."""
-    from analysis import (
-        hypervolume,
-        pareto_front,
-        rank_ideal_distance,
-        rank_topsis,
-        relative_drops,
-        replicate_summary,
-    )
-
+def analyse(
+    df: pd.DataFrame,
+    chance: Mapping[str, float] | None = None,
+    reference: Mapping[str, float] | None = None,
+) -> ReportData:
+    """Pure: the configurations (means over seeds), their front, the recommendation, the
+    hypervolume of the means (``reference``: default Top-1 = 0, cMAP = 1) and the sanity
+    warnings (``chance``: the chance levels the study recorded)."""
     done = df.dropna(subset=["top1", "cmap"]).copy()
     if len(done) == 0:
         raise ValueError("no finished trial with top1 and cmap to analyse")
@@ -52,40 +66,113 @@ def analyse(df: pd.DataFrame) -> ReportData:
         if "raw_top1" in done and done["raw_top1"].notna().any()
         else None
     )
-    choices = [rank_ideal_distance(done), rank_topsis(done)]
-    by = [c for c in ("anonymizer", "B", "lam") if c in done]
-    summary = replicate_summary(done, by=by)
-    summary = summary.merge(
-        done.groupby(by, dropna=False)[["top1_drop", "cmap_drop", "f1_drop"]].mean().reset_index(),
-        on=by,
+    drops = [f"{m}_drop" for m in SCORES]
+    configs = configurations(done, metrics=(*SCORES, "rms", *drops))
+    configs["on_front"] = pareto_front(configs)
+    ref = dict(reference) if reference is not None else default_reference(configs)
+    return ReportData(
+        trials=done,
+        configs=configs,
+        raw=raw,
+        rec=recommend(configs),
+        hypervolume=hypervolume(configs, reference=ref),
+        reference=ref,
+        warnings=sanity_warnings(done, chance or {}),
     )
-    return ReportData(done, raw, choices, hypervolume(done), summary)
 
 
-def _pm(row: object, metric: str) -> str:
-    mean, std = getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std")
+def _pm(row: pd.Series, metric: str) -> str:
+    mean, std = row[metric], row.get(f"{metric}_std", float("nan"))
     return f"{mean:.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
 
 
-def summary_markdown(data: ReportData, title: str) -> str:
-    """Table 1 style: mean ± std over seeds and the relative drop from raw data."""
+def _label(configs: pd.DataFrame, i: object) -> str:
+    """The configuration at row ``i`` by the config columns that vary (B and λ always)."""
+    row = configs.loc[i]
+    keys = [c for c in config_columns(configs) if c in ("B", "lam") or configs[c].nunique() > 1]
+    names = {"lam": "λ"}
+    return ", ".join(
+        f"{names.get(k, k)} = {row[k]:.3g}" if isinstance(row[k], float) else f"{k} = {row[k]}"
+        for k in keys
+    )
+
+
+def download_command(run_id: str, tracking_uri: str) -> str:
+    """The command that applies a run's anonymizer to a video (it downloads it first)."""
+    uri = f" --tracking-uri {tracking_uri}" if tracking_uri else ""
+    return (
+        f"python -m trainables.anonymize --weights {run_id}{uri} --input VIDEO_OR_DIR "
+        "--output OUT_DIR"
+    )
+
+
+def recommendation_lines(data: ReportData, tracking_uri: str = "") -> list[str]:
+    """The recommendation in words (Markdown), for summary.md and the HTML page."""
+    rec, cfg = data.rec, data.configs
+    chosen = cfg.loc[rec.chosen.index]
+    lines = [
+        f"- **Chosen** (closest to the ideal point on the front of the seed means): "
+        f"{_label(cfg, rec.chosen.index)}: Top-1 {_pm(chosen, 'top1')}, cMAP "
+        f"{_pm(chosen, 'cmap')} over {int(chosen['n'])} seed(s).",
+    ]
+    if rec.run_id:
+        lines.append(
+            f"- Chosen run (the seed closest to the mean): `{rec.run_id}`. Apply its anonymizer "
+            f"with `{download_command(rec.run_id, tracking_uri)}`"
+            + (
+                " while that MLflow server runs (for a study whose launcher served it, start "
+                "the `mlflow ui` command the launcher printed)."
+                if tracking_uri
+                else "."
+            )
+        )
+    if rec.seeds < 2:
+        lines.append(
+            "- One seed per configuration: the spread over seeds is unknown, so no choice can "
+            "be told apart from its neighbours. Run the study with `--seeds 3`."
+        )
+    elif rec.indistinct:
+        names = "; ".join(_label(cfg, i) for i in rec.indistinct)
+        lines.append(
+            f"- **Not distinguishable** from the chosen one (mean ± std overlaps in Top-1 and "
+            f"cMAP): {names}."
+        )
+    else:
+        lines.append("- Every other configuration is distinguishable from the chosen one.")
+    lines.append(
+        f"- TOPSIS picks {_label(cfg, rec.topsis.index)} (closeness {rec.topsis.score:.4f})."
+    )
+    return lines
+
+
+def summary_markdown(data: ReportData, title: str, parent: str = "", tracking_uri: str = "") -> str:
+    """The warnings first, then the recommendation, then Table 1 style: mean ± std over seeds
+    and the relative drop from raw data."""
     lines = [f"# {title}", ""]
+    if parent:
+        lines += [f"Study parent run: `{parent}`", ""]
+    if data.warnings:
+        lines += ["## Warnings", ""] + [f"- **{w}**" for w in data.warnings] + [""]
     if data.raw is not None:
         lines += [f"Raw data: Top-1 {data.raw[0]:.4f}, cMAP {data.raw[1]:.4f}", ""]
+    lines += ["## Recommendation", "", *recommendation_lines(data, tracking_uri), ""]
     lines += [
-        "| anonymizer | B | λ | seeds | Top-1 | cMAP | F1 | Top-1 drop | cMAP drop |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "## Configurations (mean ± std over seeds)",
+        "",
+        "| anonymizer | B | λ | seeds | Top-1 | cMAP | F1 | Top-1 drop | cMAP drop | front |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in data.summary.itertuples():
+    for _, r in data.configs.iterrows():
         lines.append(
-            f"| {getattr(r, 'anonymizer', '')} | {r.B:.3g} | {r.lam:.3g} | {r.n} | "
+            f"| {r.get('anonymizer', '')} | {r['B']:.3g} | {r['lam']:.3g} | {int(r['n'])} | "
             f"{_pm(r, 'top1')} | {_pm(r, 'cmap')} | {_pm(r, 'f1')} | "
-            f"{r.top1_drop:+.1%} | {r.cmap_drop:+.1%} |"
+            f"{r['top1_drop']:+.1%} | {r['cmap_drop']:+.1%} | {'yes' if r['on_front'] else ''} |"
         )
-    lines += ["", "Sweet spots on the Pareto front:", ""]
-    for c in data.choices:
-        lines.append(f"- {c.method}: B = {c.B:.3g}, λ = {c.lam:.3g} (score {c.score:.4f})")
-    lines += ["", f"Hypervolume (reference: worst observed Top-1 and cMAP): {data.hypervolume:.5f}"]
+    ref = ", ".join(f"{k} = {v:g}" for k, v in data.reference.items())
+    lines += [
+        "",
+        f"Hypervolume of the configuration means (reference {ref}): {data.hypervolume:.5f}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -95,17 +182,25 @@ def write_report(
     title: str,
     png: bool = True,
     references: dict[str, float] | None = None,
+    *,
+    chance: Mapping[str, float] | None = None,
+    hv_reference: Mapping[str, float] | None = None,
+    parent: str = "",
+    tracking_uri: str = "",
+    data: ReportData | None = None,
 ) -> list[Path]:
-    """Write report.html, trials.csv, summary.md and the plots into ``out``. ``references``
-    (edit name -> its mean RMS cost on the action test set, from the calibration) are drawn on
-    the B axes: a bound above an edit's cost lets f_A go at least that far."""
+    """Write report.html, trials.csv, configurations.csv, summary.md and the plots into
+        ``out``. ``references`` (edit name -> its mean RMS cost on the action test set, from the
+        calibration) are drawn on the B axes: a bound above an edit's cost lets f_A go at least
+        that far. ``parent`` and ``tracking_uri`` name the study's records in the text; ``data``, when
+    given, is ``analyse``'s result for ``df``."""
     from analysis import hypervolume_curve, plots
 
     out.mkdir(parents=True, exist_ok=True)
-    data = analyse(df)
+    data = data if data is not None else analyse(df, chance, hv_reference)
     t = data.trials
     fixed = t["fixed_anonymizer"].eq(True) if "fixed_anonymizer" in t else None
-    figs = {"pareto": plots.pareto_scatter(t, t["on_front"].to_numpy(), data.raw, fixed)}
+    figs = {"pareto": plots.pareto_scatter(t, data.configs, data.raw, fixed)}
     learned = t[~fixed] if fixed is not None else t
     if "lam" in learned and (learned["lam"] == 1.0).any() and learned["B"].nunique() > 1:
         figs["metrics_vs_B"] = plots.metric_lines(
@@ -123,18 +218,22 @@ def write_report(
     cols = [c for c in (*COMPARED, "rms", *SCORES) if c in t]
     figs["parallel"] = plots.parallel_coordinates(t, cols)
     order = "start_time" if "start_time" in t else None
-    figs["hypervolume"] = plots.hypervolume_plot(hypervolume_curve(t, order=order))
+    figs["hypervolume"] = plots.hypervolume_plot(
+        hypervolume_curve(t, reference=data.reference, order=order)
+    )
     written: list[Path] = []
     for name, fig in figs.items():
         written += plots.write_figure(fig, out / name, png=png)
 
     csv = out / "trials.csv"
     t.assign(on_front=t["on_front"].map({True: "true", False: "false"})).to_csv(csv, index=False)
+    configs = out / "configurations.csv"
+    data.configs.to_csv(configs, index=False)
     md = out / "summary.md"
-    md.write_text(summary_markdown(data, title))
+    md.write_text(summary_markdown(data, title, parent, tracking_uri))
     report = out / "report.html"
-    report.write_text(_html(title, data, figs))
-    return [report, csv, md, *written]
+    report.write_text(_html(title, data, figs, parent, tracking_uri))
+    return [report, csv, md, configs, *written]
 
 
 def _ablation_bound(learned: pd.DataFrame) -> float | None:
@@ -145,21 +244,40 @@ def _ablation_bound(learned: pd.DataFrame) -> float | None:
     return float(counts.idxmax()) if counts.max() > 1 else None
 
 
-def _html(title: str, data: ReportData, figs: dict) -> str:
-    """One self-contained page: plotly.js once, then each figure."""
+def _md_inline(text: str) -> str:
+    """Markdown's **bold** and `code` as HTML, the rest escaped."""
+    import re
+
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+def _html(title: str, data: ReportData, figs: dict, parent: str, tracking_uri: str) -> str:
+    """One self-contained page: the warnings and the recommendation first, plotly.js once,
+    then each figure."""
     import plotly.io as pio
 
     parts = [f"<h1>{html.escape(title)}</h1>"]
+    if parent:
+        parts.append(f"<p>Study parent run: <code>{html.escape(parent)}</code></p>")
+    if data.warnings:
+        parts.append(
+            '<div id="warnings" style="border:2px solid #d62728;padding:0 1em">'
+            "<h2>Warnings</h2><ul>"
+            + "".join(f"<li><b>{html.escape(w)}</b></li>" for w in data.warnings)
+            + "</ul></div>"
+        )
     if data.raw is not None:
         parts.append(
             f"<p>Raw data: Top-1 {data.raw[0]:.4f}, cMAP {data.raw[1]:.4f}. "
-            "Each point is a trial; the green line is the Pareto front.</p>"
+            "Each small point is a trial; the large points are the means over seeds of each "
+            "configuration, with ± std bars; the green line is their Pareto front.</p>"
         )
     parts.append(
-        "<h2>Recommended B</h2><ul>"
+        '<h2>Recommended B</h2><ul id="recommendation">'
         + "".join(
-            f"<li><b>{c.method}</b>: B = {c.B:.3g}, λ = {c.lam:.3g} (score {c.score:.4f})</li>"
-            for c in data.choices
+            f"<li>{_md_inline(line[2:])}</li>" for line in recommendation_lines(data, tracking_uri)
         )
         + "</ul>"
     )
@@ -171,9 +289,10 @@ def _html(title: str, data: ReportData, figs: dict) -> str:
             + "</div>"
         )
         first = False
-    table = data.summary.to_html(index=False, float_format=lambda v: f"{v:.4f}")
-    parts.append(f"<h2>Summary (mean ± std over seeds)</h2>{table}")
-    parts.append(f"<p>Hypervolume: {data.hypervolume:.5f}</p>")
+    table = data.configs.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+    parts.append(f"<h2>Configurations (mean and std over seeds)</h2>{table}")
+    ref = ", ".join(f"{k} = {v:g}" for k, v in data.reference.items())
+    parts.append(f"<p>Hypervolume of the means (reference {ref}): {data.hypervolume:.5f}</p>")
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>"
         + html.escape(title)
@@ -185,6 +304,7 @@ def _html(title: str, data: ReportData, figs: dict) -> str:
 
 def build_parser(prog: str = "python -m analysis.report") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog,
         description="Write the report of a study: Pareto front, "
         "rankings, plots, trials.csv and summary.md.",
@@ -198,31 +318,98 @@ def build_parser(prog: str = "python -m analysis.report") -> argparse.ArgumentPa
     )
     p.add_argument("--study-dir", default="studies", help="root of the studies")
     p.add_argument("--out", default="", help="output folder (default: STUDY/report)")
+    p.add_argument(
+        "--parent",
+        default="",
+        help="the study's parent run id (default: the newest parent run of the experiment)",
+    )
+    p.add_argument(
+        "--hv-reference",
+        default="",
+        metavar="TOP1,CMAP",
+        help="hypervolume reference point (default: 0,1, the worst values, so studies compare)",
+    )
     p.add_argument("--no-png", action="store_true", help="skip the PNG copies of the plots")
     return p
+
+
+def parse_reference(text: str) -> dict[str, float] | None:
+    """``--hv-reference TOP1,CMAP`` as a reference point (None when empty)."""
+    if not text:
+        return None
+    try:
+        top1, cmap = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--hv-reference takes TOP1,CMAP, e.g. 0,1; got {text!r}") from None
+    return {"top1": top1, "cmap": cmap}
 
 
 def source_and_out(args: argparse.Namespace) -> tuple[str, Path]:
     """The tracking URI and the output folder that ``build_parser``'s arguments name."""
     root = Path(args.study_dir).resolve() / args.experiment
-    uri = args.tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
+    db = root / "mlflow.db"
+    if not args.tracking_uri and not db.is_file():  # never create an empty store by reading
+        raise ValueError(
+            f"no study records at {db}: check --experiment and --study-dir, or give the study's "
+            "--tracking-uri"
+        )
+    uri = args.tracking_uri or f"sqlite:///{db}"
     return uri, Path(args.out) if args.out else root / "report"
 
 
-def report_from_mlflow(experiment: str, uri: str, out: Path, *, png: bool = True) -> list[Path]:
-    """Write the report of ``experiment``'s trials and calibration, read from MLflow at ``uri``,
-    into ``out``; return the files, report.html first."""
-    from analysis.load import calibration_from_mlflow, trials_from_mlflow
+def report_from_mlflow(
+    experiment: str,
+    uri: str,
+    out: Path,
+    *,
+    png: bool = True,
+    parent: str = "",
+    hv_reference: Mapping[str, float] | None = None,
+    served_at: str = "",
+) -> tuple[list[Path], str, ReportData]:
+    """Write the report of one study (``parent``, default the experiment's newest) read from
+    MLflow at ``uri`` into ``out``; return the files (report.html first), the parent run id and
+    the analysis. ``served_at`` is the server the text tells users to download from (default:
+    ``uri`` when it is a server)."""
+    from analysis.load import study_from_mlflow, trials_from_mlflow
 
-    df, refs = trials_from_mlflow(experiment, uri), calibration_from_mlflow(experiment, uri)
-    return write_report(df, out, f"Study {experiment}", png=png, references=refs)
+    record = study_from_mlflow(experiment, uri, parent)
+    if record.others:
+        print(
+            f"note: experiment {experiment!r} holds {len(record.others)} other study parent "
+            f"run(s); this report covers {record.run_id} only (choose with --parent)",
+            file=sys.stderr,
+        )
+    df = trials_from_mlflow(experiment, uri, record.run_id)
+    data = analyse(df, record.chance, hv_reference)
+    http = served_at or (uri if uri.startswith("http") else "")
+    paths = write_report(
+        df,
+        out,
+        f"Study {experiment}",
+        png=png,
+        references=record.calibration,
+        chance=record.chance,
+        hv_reference=hv_reference,
+        parent=record.run_id,
+        tracking_uri=http,
+        data=data,
+    )
+    return paths, record.run_id, data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    uri, out = source_and_out(args)
     try:
-        paths = report_from_mlflow(args.experiment, uri, out, png=not args.no_png)
+        uri, out = source_and_out(args)
+        paths = report_from_mlflow(
+            args.experiment,
+            uri,
+            out,
+            png=not args.no_png,
+            parent=args.parent,
+            hv_reference=parse_reference(args.hv_reference),
+        )[0]
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from trainables.config import add_flags, help_field
+from trainables.config import SCALES, add_flags, help_field
 
 _f = help_field
 
@@ -17,9 +17,13 @@ class StudyConfig:
     space_module: str = _f(
         "", "import this module first, so that the spaces it registers (SPACES.register) exist"
     )
-    scale: str = _f("default", "trial scale: smoke, default or paper")
+    scale: str = _f("default", "trial scale (its values fill every unset field)", tuple(SCALES))
     dataset: str = _f("synthetic", "dataset or protocol name")
-    seeds: int = _f(1, "replicates: each grid point runs with seeds 0..N-1")
+    seeds: int = _f(
+        1,
+        "replicates: each grid point, or each configuration a search samples, runs with seeds "
+        "0..N-1",
+    )
     max_concurrent: int = _f(0, "trials running at once (0: as many as the CPUs and GPUs allow)")
     cpus_per_trial: float = _f(1.0, "CPUs reserved by each trial (and its torch threads)")
     gpus_per_trial: float = _f(0.0, "GPUs reserved by each trial (fractions share a GPU)")
@@ -29,7 +33,14 @@ class StudyConfig:
     study_dir: str = _f("studies", "root folder; the study lives in STUDY_DIR/EXPERIMENT")
     resume: bool = _f(False, "continue an interrupted study in the same study dir")
     max_failures: int = _f(2, "retries of a failed trial (it resumes from its checkpoint)")
-    num_samples: int = _f(0, "trials of a search space (0: the space's own number)")
+    num_samples: int = _f(
+        0, "configurations a search space samples (0: the space's own number); grids refuse it"
+    )
+    dry_run: bool = _f(
+        False,
+        "print the trials, the shared stages and reused results they imply, and an estimated "
+        "wall time; start nothing",
+    )
     no_reuse: bool = _f(
         False,
         "train every trial, even one equivalent to a finished trial (lambda = 0 or B >= 1: "
@@ -54,6 +65,7 @@ class StudyConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m study.launch",
         description="Run a named hyperparameter study of penalty-driven anonymization on Ray "
         "Tune, recorded in MLflow.",

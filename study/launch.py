@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from study.config import StudyConfig, build_parser, from_args
+from study.config import build_parser, from_args
 
 if TYPE_CHECKING:
     from study.plan import StudyPlan
@@ -20,13 +21,18 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _check_study_dir(study: StudyConfig) -> str:
+def _check_study_dir(plan: StudyPlan) -> str:
     """Why the study dir cannot take this study, or ''."""
     from ray.tune import Tuner
 
+    from study.record import resume_problem
+
+    study = plan.study
     tune_path = study.root / "ray" / "tune"
     if study.resume and not Tuner.can_restore(str(tune_path)):
         return f"--resume: no study to resume in {study.root}"
+    if study.resume:
+        return resume_problem(plan)
     if not study.resume and tune_path.exists():
         return (
             f"{study.root} already holds a study: pass --resume to continue it, or choose "
@@ -55,6 +61,30 @@ def _status(table: Any) -> tuple[str, str]:
     return "KILLED", "interrupted; continue with --resume"
 
 
+def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
+    """Append this study's per-stage seconds to STUDY_DIR/timings.jsonl, for later dry runs."""
+    from study import timings
+    from study.shared import load_init, load_raw
+    from trainables.keys import init_key
+
+    study = plan.study
+    trained = table[(table["status"] == "done") & ~table["reused"]] if len(table) else table
+    seconds = [float(v) for v in trained["seconds"]] if len(trained) else []
+    configs = plan.shared_configs
+    for cfg in configs:
+        shared = None
+        if init_key(cfg) in fresh:
+            shared = load_init(study.root, cfg).seconds + load_raw(study.root, cfg).seconds
+        timings.record(
+            Path(study.study_dir).resolve(),
+            cfg,
+            shared_seconds=shared,
+            trial_seconds=seconds if len(configs) == 1 else [],
+            cpus_per_trial=study.cpus_per_trial,
+            concurrent=study.max_concurrent,
+        )
+
+
 def run_study(plan: StudyPlan) -> int:
     """Run the planned study; whatever happens, every run it opened is closed with a status and
     the servers it started are stopped."""
@@ -64,7 +94,7 @@ def run_study(plan: StudyPlan) -> int:
     from ray import tune
 
     from study import parent as parent_run
-    from study import tracking
+    from study import record, summary, tracking
     from study.mlflow_server import MlflowServer
     from study.report import write_and_log
     from study.summary import print_summary, results_table
@@ -72,11 +102,13 @@ def run_study(plan: StudyPlan) -> int:
     from study.tuner import make_tuner
 
     study = plan.study
-    problem = _check_study_dir(study)
+    problem = _check_study_dir(plan)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     study.root.mkdir(parents=True, exist_ok=True)
+    if not study.resume:
+        record.write(plan)
     t0 = time.time()
     server = None if study.tracking_uri else MlflowServer(study.root, port=study.mlflow_port)
     status, reason, table, report = "FAILED", "", None, None
@@ -87,14 +119,19 @@ def run_study(plan: StudyPlan) -> int:
         cluster.init_ray(study)
         c = tracking.client(uri)
         exp_id = tracking.experiment_id(c, study.experiment_name)
+        prov = tracking.provenance()
         parent = tracking.parent_run(
-            c, exp_id, study.experiment_name, resume=study.resume, params=_parent_params(plan)
+            c,
+            exp_id,
+            study.experiment_name,
+            resume=study.resume,
+            params=_parent_params(plan),
+            tags=prov,
         )
-        _log(
-            f"[study] {plan.space.name}: {plan.space.num_trials(study.seeds)} trials, parent run "
-            f"{parent}"
-        )
+        _log(f"[study] runs table: {tracking.runs_url(uri, exp_id)}")
+        _log(f"[study] {plan.space.name}: {plan.num_trials} trials, parent run {parent}")
         computed = cluster.compute_shared(plan, _log)
+        fresh = {str(s["init_key"]) for s in computed if s["computed"]}
         if any(s["computed"] for s in computed) or not study.resume:
             parent_run.log_shared(c, parent, plan)
         ctx = StudyContext(
@@ -103,16 +140,22 @@ def run_study(plan: StudyPlan) -> int:
             experiment_id=exp_id,
             parent_run_id=parent,
             reuse=not study.no_reuse,
+            tags=prov,
         )
         trainable = tune.with_resources(
             tune.with_parameters(run_tune_trial, ctx=ctx),
             {"cpu": study.cpus_per_trial, "gpu": study.gpus_per_trial},
         )
         table = results_table(make_tuner(plan, trainable, _log).fit())
+        _record_timings(plan, table, fresh)
         if (table["status"] == "done").any():
             try:  # the trials are recorded either way: a failed report does not fail the study
                 out = study.root / "report"
-                report = write_and_log(study.experiment_name, uri, out, parent=parent)[0]
+                # Our own server stops with the study: the text names the `mlflow ui` we print.
+                served = summary.UI_URI if server is not None else uri
+                report = write_and_log(
+                    study.experiment_name, uri, out, parent=parent, log=_log, served_at=served
+                )[0]
             except Exception as e:  # noqa: BLE001
                 _log(f"[study] the report could not be written: {type(e).__name__}: {e}")
         status, reason = _status(table)
@@ -135,7 +178,7 @@ def run_study(plan: StudyPlan) -> int:
         if server is not None:
             server.stop()
 
-    print_summary(plan, table, uri, server is not None, status, time.time() - t0)
+    print_summary(plan, table, uri, exp_id, server is not None, status, time.time() - t0)
     if report is not None:
         print(f"Report: {report}")
     return 0 if status == "FINISHED" else 1
@@ -174,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if plan.study.dry_run:
+        from study.dryrun import describe
+
+        print(describe(plan))
+        return 0
     return run_study(plan)
 
 

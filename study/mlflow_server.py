@@ -55,8 +55,10 @@ class MlflowServer:
             "1",
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        # No GenAI job consumers (7 processes of ~240 MB each): a study records runs only.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
         self._wait_healthy(timeout)
         return self

@@ -23,12 +23,16 @@ def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
             f"raw/top1/{tag}": raw.top1,
             f"raw/cmap/{tag}": raw.cmap,
             f"raw/f1/{tag}": raw.f1,
+            f"chance/top1/{tag}": raw.chance_top1,
+            f"chance/cmap/{tag}": raw.chance_cmap,
         }
         if len(plan.shared_configs) == 1:
             metrics |= {
                 "raw/top1": raw.top1,
                 "raw/cmap": raw.cmap,
                 "raw/f1": raw.f1,
+                "chance/top1": raw.chance_top1,
+                "chance/cmap": raw.chance_cmap,
                 "shared/seconds": init.seconds + raw.seconds,
             }
         costs = load_calibration(plan.study.root, cfg)
@@ -39,15 +43,6 @@ def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
         for name, curve in init.history.items():
             for step, v in enumerate(curve, start=1):
                 tracking.log_metrics(c, parent, {f"shared/{name}/{tag}": v}, step=step)
-
-
-def find_parent(c: Any, experiment: str) -> str | None:
-    """The parent run of the study recorded as ``experiment``, or None."""
-    exp = c.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    found = tracking.find_runs(c, exp.experiment_id, f"tags.`{tracking.ROLE_TAG}` = 'parent'")
-    return found[0].info.run_id if found else None
 
 
 def log_report(c: Any, parent: str, paths: list[Path]) -> None:

@@ -41,6 +41,29 @@ class StudyPlan:
             seen.setdefault((init_key(cfg), raw_key(cfg)), cfg)
         return list(seen.values())
 
+    @property
+    def samples(self) -> int:
+        """Configurations a search samples (1 for a grid)."""
+        if not self.space.is_search:
+            return 1
+        return self.study.num_samples or self.space.num_samples
+
+    @property
+    def num_trials(self) -> int:
+        """Trials the study runs: grid points (or sampled configurations) times seeds."""
+        n = self.samples * self.study.seeds
+        for values in self.space.grid.values():
+            n *= len(values)
+        return n
+
+
+#: ``--set`` keys that the study itself decides, and the flag that decides each.
+STUDY_OWNED = {
+    "seed": "--seeds N (replicates with seeds 0..N-1)",
+    "scale": "--scale",
+    "dataset": "--dataset",
+}
+
 
 def _check_study(study: StudyConfig) -> None:
     if study.scale not in SCALES:
@@ -90,7 +113,17 @@ def plan_study(study: StudyConfig) -> StudyPlan:
     """Check the study and expand its trials; raise ValueError naming what is wrong."""
     _check_study(study)
     space = with_grid(get_space(study.space), parse_grid(study.grid))
-    base = {"scale": study.scale, "dataset": study.dataset, **parse_assignments(study.set)}
+    assigned = parse_assignments(study.set)
+    owned = [f"--set {k}: use {STUDY_OWNED[k]} instead" for k in assigned if k in STUDY_OWNED]
+    if owned:
+        raise ValueError("; ".join(owned))
+    if study.num_samples and not space.is_search:
+        raise ValueError(
+            f"--num-samples: {space.name} is a grid of {space.num_trials()} points, each run "
+            "once per seed; --num-samples applies to search spaces (use --seeds N for "
+            "replicates)"
+        )
+    base = {"scale": study.scale, "dataset": study.dataset, **assigned}
     overlap = sorted(set(base) & (set(space.grid) | set(space.ranges) | set(space.fixed)))
     if overlap:
         raise ValueError(f"--set {', '.join(overlap)}: the space {space.name} sets these itself")

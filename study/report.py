@@ -4,24 +4,47 @@ from its MLflow records and log it to the study's parent run, as the launcher do
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from analysis.report import build_parser, report_from_mlflow, source_and_out
+from analysis.report import build_parser, parse_reference, report_from_mlflow, source_and_out
 from study import parent as parent_run
 from study import tracking
+from study.chosen import log_chosen
 
 
 def write_and_log(
-    experiment: str, uri: str, out: Path, *, parent: str | None = None, png: bool = True
+    experiment: str,
+    uri: str,
+    out: Path,
+    *,
+    parent: str = "",
+    png: bool = True,
+    hv_reference: dict[str, float] | None = None,
+    log: Callable[[str], None] = print,
+    served_at: str = "",
 ) -> list[Path]:
-    """Write the report of ``experiment``'s trials into ``out`` and log it to the study's parent
-    run (``parent``, else the one the tracking server has); return the files, report.html
-    first."""
-    paths = report_from_mlflow(experiment, uri, out, png=png)
+    """Write the report of one study of ``experiment`` (``parent``, else the newest) into
+    ``out``, log it to the study's parent run and log the chosen anonymizer as an MLflow model;
+    return the files, report.html first. ``served_at``: the server the text names (default
+    ``uri``)."""
+    paths, run_id, data = report_from_mlflow(
+        experiment,
+        uri,
+        out,
+        png=png,
+        parent=parent,
+        hv_reference=hv_reference,
+        served_at=served_at,
+    )
     c = tracking.client(uri)
-    run_id = parent or parent_run.find_parent(c, experiment)
-    if run_id is not None:
-        parent_run.log_report(c, run_id, paths)
+    parent_run.log_report(c, run_id, paths)
+    if data.rec.run_id:
+        try:
+            model = log_chosen(c, uri, run_id, data.rec.run_id)
+            log(f"[report] chosen run {data.rec.run_id}; its anonymizer is the model {model}")
+        except Exception as e:  # noqa: BLE001 - the report stands without the logged model
+            log(f"[report] the chosen anonymizer could not be logged as a model: {e}")
     return paths
 
 
@@ -30,15 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     p.description = "Write a study's report from its MLflow records and log it to the study's "
     p.description += "parent run (the tracking server's URI, http://...)."
     args = p.parse_args(argv)
-    uri, out = source_and_out(args)
-    if not uri.startswith("http"):
+    if not args.tracking_uri.startswith("http"):
         print(
             "error: --tracking-uri: give the study's MLflow server, http://HOST:PORT",
             file=sys.stderr,
         )
         return 2
     try:
-        paths = write_and_log(args.experiment, uri, out, png=not args.no_png)
+        uri, out = source_and_out(args)
+        paths = write_and_log(
+            args.experiment,
+            uri,
+            out,
+            png=not args.no_png,
+            parent=args.parent,
+            hv_reference=parse_reference(args.hv_reference),
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -9,7 +9,13 @@ from typing import Any
 import pandas as pd
 
 from study.plan import StudyPlan
+from study.replicates import seeded
+from study.tracking import RUNS_VIEW
 from trainables.config import from_dict
+
+#: Where the `mlflow ui` command printed for a finished study serves it.
+UI_PORT = 5000
+UI_URI = f"http://127.0.0.1:{UI_PORT}"
 
 
 def results_table(results: Iterable[Any]) -> pd.DataFrame:
@@ -17,7 +23,7 @@ def results_table(results: Iterable[Any]) -> pd.DataFrame:
     final metrics and status."""
     rows = []
     for r in results:
-        cfg = from_dict(r.config).to_dict() if r.config else {}
+        cfg = from_dict(seeded(r.config)).to_dict() if r.config else {}
         m = r.metrics or {}
         rows.append(
             {
@@ -31,6 +37,7 @@ def results_table(results: Iterable[Any]) -> pd.DataFrame:
                 "f1": m.get("f1"),
                 "rms": m.get("rms"),
                 "seconds": m.get("seconds"),
+                "reused": bool(m.get("reused_from")),
                 "status": "error" if r.error else ("done" if "top1" in m else "unfinished"),
             }
         )
@@ -41,6 +48,7 @@ def print_summary(
     plan: StudyPlan,
     table: pd.DataFrame | None,
     uri: str,
+    exp_id: str | None,
     own_server: bool,
     status: str,
     seconds: float,
@@ -57,15 +65,16 @@ def print_summary(
                 )
             )
     print(f"\nStudy dir: {root}")
+    table_path = f"/#/experiments/{exp_id}/{RUNS_VIEW}" if exp_id is not None else ""
     if own_server:
         print(
             "Browse the runs in the MLflow UI:\n"
             f"  mlflow ui --backend-store-uri sqlite:///{root / 'mlflow.db'} "
-            f"--artifacts-destination {root / 'mlflow-artifacts'} --host 127.0.0.1 --port 5000\n"
-            "  then open http://127.0.0.1:5000"
+            f"--artifacts-destination {root / 'mlflow-artifacts'} --host 127.0.0.1 --port {UI_PORT}\n"
+            f"  then open the runs table: {UI_URI}{table_path}"
         )
     else:
-        print(f"Browse the runs in the MLflow UI at {uri}")
+        print(f"Browse the runs in the MLflow UI: {uri.rstrip('/')}{table_path}")
     if status == "KILLED":
         print(
             f"Continue with: python -m study.launch --space {study.space} --experiment "

@@ -25,9 +25,78 @@ def client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
+#: Marks an experiment as model training, so that MLflow 3's UI opens it on the runs table (not
+#: on the GenAI overview of traces).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment_id(c: Any, name: str) -> str:
+    """The experiment's id, created if new; marked as a model-training experiment either way."""
     exp = c.get_experiment_by_name(name)
-    return exp.experiment_id if exp is not None else c.create_experiment(name)
+    exp_id = exp.experiment_id if exp is not None else c.create_experiment(name)
+    for k, v in EXPERIMENT_KIND.items():
+        c.set_experiment_tag(exp_id, k, v)
+    return str(exp_id)
+
+
+#: MLflow 3's UI keeps a global GenAI / model-training switch (GenAI unless the browser chose
+#: otherwise); this URL parameter sets it, so that the link opens on the runs table.
+RUNS_VIEW = "runs?workflowType=machine_learning"
+
+
+def runs_url(uri: str, exp_id: str) -> str:
+    """The MLflow UI's runs table of the experiment (served by the tracking server at ``uri``)."""
+    return f"{uri.rstrip('/')}/#/experiments/{exp_id}/{RUNS_VIEW}"
+
+
+_PACKAGES = (
+    "torch",
+    "torchvision",
+    "segmentation-models-pytorch",
+    "pytorchvideo",
+    "ray",
+    "mlflow",
+    "optuna",
+    "numpy",
+)
+
+
+def provenance(argv: list[str] | None = None) -> dict[str, str]:
+    """Tags that say what produced a run: the git commit of this code and whether its tree had
+    uncommitted changes, the command line, Python's and the key packages' versions."""
+    import platform
+    import shlex
+    import subprocess
+    import sys
+    from importlib import metadata
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            r = subprocess.run(
+                ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    tags = {
+        "mlflow.source.git.commit": commit or "unknown (not a git checkout)",
+        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        # orig_argv keeps `-m study.launch` as typed (argv[0] would be launch.py's path).
+        "command": shlex.join(sys.orig_argv if argv is None else argv)[:5000],
+        "version.python": platform.python_version(),
+    }
+    for name in _PACKAGES:
+        try:
+            tags[f"version.{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            tags[f"version.{name}"] = "not installed"
+    return tags
 
 
 def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
@@ -59,9 +128,16 @@ def find_runs(c: Any, exp_id: str, filter_string: str) -> list[Any]:
 
 
 def parent_run(
-    c: Any, exp_id: str, study_name: str, *, resume: bool, params: Mapping[str, Any]
+    c: Any,
+    exp_id: str,
+    study_name: str,
+    *,
+    resume: bool,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
 ) -> str:
-    """The study's parent run: reopened on --resume, created otherwise."""
+    """The study's parent run: reopened on --resume, created otherwise; ``tags`` (provenance)
+    are set either way."""
     if resume:
         found = find_runs(
             c, exp_id, f"tags.`{ROLE_TAG}` = 'parent' and tags.`study.name` = '{study_name}'"
@@ -70,9 +146,13 @@ def parent_run(
             run_id = found[0].info.run_id
             c.update_run(run_id, status="RUNNING")
             c.set_tag(run_id, "study.resumed", "true")
+            for k, v in (tags or {}).items():
+                c.set_tag(run_id, k, v)
             return run_id
     run = c.create_run(
-        exp_id, run_name=study_name, tags={ROLE_TAG: "parent", "study.name": study_name}
+        exp_id,
+        run_name=study_name,
+        tags={ROLE_TAG: "parent", "study.name": study_name, **(tags or {})},
     )
     log_params(c, run.info.run_id, params)
     return run.info.run_id

@@ -7,7 +7,7 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,10 @@ class StudyContext:
     parent_run_id: str
     #: Take the result of an equivalent finished trial instead of training again (study.reuse).
     reuse: bool = True
+    #: Provenance tags (git commit, command, package versions) every trial run carries.
+    tags: dict[str, str] = field(default_factory=dict)
+    #: Seconds between samples of the per-trial system metrics (CPU, memory, GPU if present).
+    system_metrics_interval: float = 5.0
 
 
 def _node() -> str:
@@ -58,11 +62,13 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
     from ray import tune
 
     from study import tracking
+    from study.replicates import seeded
     from study.reuse import load_result
     from trainables.config import from_dict
     from trainables.data import load_data
 
     t0 = time.time()
+    config = seeded(config)
     cfg = from_dict(config)
     trial_id = tune.get_context().get_trial_id() or "local"
     c = tracking.client(ctx.tracking_uri)
@@ -74,12 +80,14 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
         name=trial_name(config),
         params=cfg.to_dict(),
         tags={
+            **ctx.tags,
             "seed": str(cfg.seed),
             "data_seed": str(cfg.data_seed),
             "node": _node(),
             "status": "running",
         },
     )
+    monitor = _system_metrics(run_id, ctx)
 
     def log(msg: str) -> None:
         print(f"[{trial_id}] {msg}", file=sys.stderr, flush=True)
@@ -113,6 +121,27 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
         killed = isinstance(e, (KeyboardInterrupt, SystemExit))
         tracking.end_run(c, run_id, "KILLED" if killed else "FAILED", f"{type(e).__name__}: {e}")
         raise
+    finally:
+        if monitor is not None:
+            monitor.finish()
+
+
+def _system_metrics(run_id: str, ctx: StudyContext) -> Any:
+    """MLflow's sampler of CPU, memory, disk, network and (with NVML) GPU use, logging
+    ``system/*`` metrics to the trial's run while it trains; None if it cannot start."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(
+            run_id,
+            sampling_interval=ctx.system_metrics_interval,
+            tracking_uri=ctx.tracking_uri,
+        )
+        monitor.start()
+        return monitor
+    except Exception as e:  # noqa: BLE001 - metrics about the machine never fail a trial
+        print(f"[trial] system metrics are off: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
 
 
 def _train(

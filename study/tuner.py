@@ -19,9 +19,7 @@ def param_space(plan: StudyPlan) -> dict[str, Any]:
         ps[k] = tune.grid_search(values)
     for k, r in space.ranges.items():
         ps[k] = tune.loguniform(r.low, r.high) if r.log else tune.uniform(r.low, r.high)
-    if space.is_search:
-        ps["seed"] = 0
-    else:
+    if not space.is_search:  # a search's seeds come from the repeater (study.replicates)
         ps["seed"] = tune.grid_search(list(range(study.seeds)))
     return ps
 
@@ -44,9 +42,11 @@ def tune_config(plan: StudyPlan) -> Any:
         study_name=study.experiment_name,
         seed=0,
     )
+    from study.replicates import repeater
+
     return TuneConfig(
-        search_alg=searcher,
-        num_samples=(study.num_samples or space.num_samples) * study.seeds,
+        search_alg=repeater(searcher, study.seeds),
+        num_samples=plan.num_trials,
         max_concurrent_trials=study.max_concurrent,
     )
 

@@ -75,9 +75,9 @@ def test_hypervolume_matches_exact_2d(seed):
     df = _cloud(seed)
     ref = {"top1": 0.05, "cmap": 0.95}
     assert hypervolume(df, reference=ref) == pytest.approx(_exact_hv_2d(df, (0.05, 0.95)))
-    # Default reference: the worst observed values.
-    worst = (df.top1.min(), df.cmap.max())
-    assert hypervolume(df) == pytest.approx(_exact_hv_2d(df, worst))
+    # Default reference: fixed at Top-1 = 0, cMAP = 1, whatever the trials, so studies compare.
+    assert hypervolume(df) == pytest.approx(_exact_hv_2d(df, (0.0, 1.0)))
+    assert hypervolume(df.iloc[:1]) == pytest.approx(df.top1.iloc[0] * (1 - df.cmap.iloc[0]))
 
 
 def test_hypervolume_simple_values():

@@ -83,9 +83,14 @@ def test_report_files_and_contents(tmp_path):
     assert len(csv) == len(df)
     data = analyse(df)
     md = (tmp_path / "summary.md").read_text()
-    for c in data.choices:
-        assert f"{c.method}: B = {c.B:.3g}" in md
+    chosen = data.configs.loc[data.rec.chosen.index]
+    assert f"B = {chosen['B']:.3g}, λ = {chosen['lam']:.3g}" in md.split("**Chosen**")[1]
+    assert f"`{data.rec.run_id}`" in md and "python -m trainables.anonymize --weights" in md
     assert "Top-1 drop" in md and "±" in md  # replicates of B=0.3 give a std
+    # One row per configuration (seeds pooled); the trials stay one row each in trials.csv.
+    configs = pd.read_csv(tmp_path / "configurations.csv")
+    assert len(configs) == len(df.drop_duplicates(["anonymizer", "B", "lam"]))
+    assert configs["n"].sum() == len(df)
     page = (tmp_path / "report.html").read_text()
     # plotly.js is embedded (megabytes of it), not fetched from a CDN.
     assert re.search(r"<script[^>]*\bsrc=", page) is None

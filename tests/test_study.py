@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
@@ -16,7 +25,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from study.mlflow_server import MlflowServer
+from study.mlflow_server import MlflowServer, free_port
 from tests.study_helpers import launch_args, run_launch, runs
 
 pytestmark = pytest.mark.slow
@@ -30,18 +39,45 @@ def _listening() -> set[tuple[str, int, int]]:
     return out
 
 
-def test_smoke_study_records_everything_and_stays_on_loopback(tmp_path):
+@dataclass
+class Launched:
+    """A finished launcher run: its study dir, output and the sockets it listened on."""
+
+    tmp: Path
+    root: Path
+    out: str
+    returncode: int | None
+    seen: set[tuple[str, int, int]]
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory) -> Launched:
+    """The smoke study, run once for the tests of its records, its UI and its anonymizer. Its
+    output goes to a file (a full pipe would stall it) and it is killed if it overruns."""
+    tmp = tmp_path_factory.mktemp("smoke")
     before = {(ip, port) for ip, port, _ in _listening()}
-    proc = subprocess.Popen(
-        launch_args(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    log = tmp / "launch.log"
+    env = {**os.environ, "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}
     seen: set[tuple[str, int, int]] = set()
-    deadline = time.time() + 600
-    while proc.poll() is None and time.time() < deadline:
-        seen |= {s for s in _listening() if (s[0], s[1]) not in before}
-        time.sleep(1.0)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out[-4000:]
+    with log.open("w") as f:
+        proc = subprocess.Popen(
+            launch_args(tmp), stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            deadline = time.time() + 600
+            while proc.poll() is None and time.time() < deadline:
+                seen |= {s for s in _listening() if (s[0], s[1]) not in before}
+                time.sleep(1.0)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return Launched(tmp, tmp / "smoke", log.read_text(), proc.returncode, seen)
+
+
+def test_smoke_study_records_everything_and_stays_on_loopback(smoke_study):
+    out, seen, tmp_path = smoke_study.out, smoke_study.seen, smoke_study.tmp
+    assert smoke_study.returncode == 0, out[-4000:]
 
     # Sockets: the launcher's Ray and MLflow listened, and only on loopback.
     assert seen, "no new listening socket was seen while the study ran"
@@ -51,7 +87,7 @@ def test_smoke_study_records_everything_and_stays_on_loopback(tmp_path):
             addr = addr.ipv4_mapped
         assert addr.is_loopback, f"{ip}:{port} (pid {pid}) is not loopback"
 
-    root = tmp_path / "smoke"
+    root = smoke_study.root
     parents, children = runs(root)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert "raw/top1" in parents[0].data.metrics and "shared/seconds" in parents[0].data.metrics
@@ -73,17 +109,55 @@ def test_smoke_study_records_everything_and_stays_on_loopback(tmp_path):
         assert Image.open(png).size[0] > 100
         weights = c.download_artifacts(r.info.run_id, "anonymizer.pt", str(tmp_path))
         assert any(k.startswith("net.") for k in torch.load(weights, weights_only=True))
+        # Provenance and the machine's load, on every run.
+        assert re.fullmatch(r"[0-9a-f]{40}", r.data.tags["mlflow.source.git.commit"])
+        assert r.data.tags["git.dirty"] in ("true", "false")
+        assert (
+            "study.launch" in r.data.tags["command"] and "--space smoke" in r.data.tags["command"]
+        )
+        assert r.data.tags["version.torch"] == metadata.version("torch")
+        assert "system/cpu_utilization_percentage" in r.data.metrics
+        assert "system/system_memory_usage_megabytes" in r.data.metrics
+    assert (
+        parents[0].data.tags["mlflow.source.git.commit"] == r.data.tags["mlflow.source.git.commit"]
+    )
+    # The experiment opens on the runs table in MLflow 3's UI; the launcher names that table.
+    exp = c.get_experiment(parents[0].info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    table = f"/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+    assert f"runs table: http://127.0.0.1:5000{table}" in out
+    # The chosen anonymizer is an MLflow model that mlflow.pytorch.load_model loads.
+    chosen = parents[0].data.tags["study.chosen_run"]
+    assert chosen in {r.info.run_id for r in children}
+    model_uri = parents[0].data.tags["study.chosen_model"]
+    import mlflow.pytorch
+
+    from trainables.anonymize import load_anonymizer
+
+    mlflow.set_tracking_uri(server.uri)
+    model = mlflow.pytorch.load_model(model_uri)
+    d = tmp_path / "chosen"
+    ref = load_anonymizer(
+        Path(c.download_artifacts(chosen, "anonymizer.pt", str(d))),
+        Path(c.download_artifacts(chosen, "config.json", str(d))),
+    )
+    x = torch.rand(3, 3, 64, 96)
+    assert torch.allclose(model(x), ref(x), atol=1e-5)
     server.stop()
     assert "Browse the runs in the MLflow UI" in out and "mlflow ui" in out
-    # The report: written at the end, printed, and logged to the parent run.
+    # The report: written at the end, printed, logged to the parent run, keyed on it.
     assert f"Report: {root / 'report' / 'report.html'}" in out
     trials = pd.read_csv(root / "report" / "trials.csv")
     assert sorted(trials["run_id"]) == sorted(r.info.run_id for r in children)
+    summary = (root / "report" / "summary.md").read_text()
+    assert parents[0].info.run_id in summary and f"`{chosen}`" in summary
     # The calibration of the data is on the parent run, for the report's B axes.
     assert (
         parents[0].data.metrics["calibration/flatten"]
         > parents[0].data.metrics["calibration/greyscale"]
     )
+    assert 0 < parents[0].data.metrics["chance/top1"] < 1
+    assert 0 < parents[0].data.metrics["chance/cmap"] < 1
     # Each trial records whether its anonymizer is a fixed baseline; the report reads that.
     assert all(r.data.tags["anonymizer.kind"] == "learned" for r in children)
     assert not trials["fixed_anonymizer"].any()
@@ -94,6 +168,9 @@ def test_smoke_study_records_everything_and_stays_on_loopback(tmp_path):
     server.stop()
     assert {"report/report.html", "report/trials.csv", "report/summary.md"} <= names
     assert (root / "shared").is_dir() and any((root / "shared").glob("init-*.pt"))
+    # What the dry run will estimate from next time.
+    row = json.loads((tmp_path / "timings.jsonl").read_text().splitlines()[-1])
+    assert row["scale"] == "smoke" and row["trials"] == 2 and row["trial_seconds"] > 0
 
 
 def _last_checkpoint(trial_dir) -> int:
@@ -148,28 +225,37 @@ def test_resume_after_sigint_finishes_each_trial_once(tmp_path):
         assert by_trial[trial][0].info.end_time == end
     resumed = [rs[0] for rs in by_trial.values() if "resumed_from_epoch" in rs[0].data.tags]
     assert resumed, "no trial continued from a checkpoint"
+    # Resuming with flags that change what the trials compute is refused, naming them.
+    r = run_launch(tmp_path, *extra, "--resume", "--seeds", "2")
+    assert r.returncode == 2
+    assert "--seeds: 1 when started, 2 now" in r.stderr
 
 
 def test_pareto_search_goes_through_optuna_with_persistent_storage(tmp_path):
     import optuna
 
-    r = run_launch(tmp_path, "--num-samples", "2", space="pareto_search")
+    # One sampled configuration, replicated with seeds 0 and 1.
+    r = run_launch(tmp_path, "--num-samples", "1", "--seeds", "2", space="pareto_search")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     root = tmp_path / "pareto_search"
     study = optuna.load_study(study_name="pareto_search", storage=f"sqlite:///{root / 'optuna.db'}")
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(done) == 2
+    assert len(done) == 1  # Optuna sees the configuration once ...
     assert study.directions == [
         optuna.study.StudyDirection.MAXIMIZE,
         optuna.study.StudyDirection.MINIMIZE,
     ]
     _, children = runs(root)
-    recorded = sorted((c.data.metrics["top1"], c.data.metrics["cmap"]) for c in children)
-    got = sorted(tuple(t.values) for t in done)
-    for (a1, b1), (a2, b2) in zip(got, recorded, strict=True):
-        assert a1 == pytest.approx(a2) and b1 == pytest.approx(b2)
-    for t in done:
-        assert 0 <= t.params["B"] <= 1 and 0 <= t.params["lam"] <= 2
+    assert sorted(c.data.params["seed"] for c in children) == ["0", "1"]
+    for k in ("B", "lam", "lr_anon"):
+        assert len({c.data.params[k] for c in children}) == 1, k
+    # ... with each objective averaged over the seeds.
+    for i, k in enumerate(("top1", "cmap")):
+        mean = sum(c.data.metrics[k] for c in children) / 2
+        assert done[0].values[i] == pytest.approx(mean)
+    t = done[0]
+    assert 0 <= t.params["B"] <= 1 and 0 <= t.params["lam"] <= 2
+    assert float(children[0].data.params["B"]) == pytest.approx(t.params["B"])
 
 
 def test_a_crashing_trial_ends_failed_with_its_reason(tmp_path):
@@ -240,3 +326,143 @@ def test_equivalent_trials_share_one_result_and_record_it(tmp_path):
         timeout=120,
     )
     assert r.returncode == 2 and "--space-module no_such_mod" in r.stderr
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _browse(url: str, profile: Path, *extra: str) -> str:
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--virtual-time-budget=30000",
+    ]  # fmt: skip
+    r = subprocess.run(
+        [_chromium(), *flags, *extra, url], capture_output=True, text=True, timeout=180
+    )
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.stdout))
+
+
+@pytest.mark.skipif(
+    _chromium() is None, reason="Debian's chromium is not installed; `make test` installs it"
+)
+def test_the_mlflow_ui_opens_on_the_runs_table(smoke_study):
+    """What the launcher prints: `mlflow ui ...`, then the runs-table link, in a real browser."""
+    assert smoke_study.returncode == 0, smoke_study.out[-3000:]
+    printed = next(ln for ln in smoke_study.out.splitlines() if "mlflow ui --backend" in ln)
+    link = next(ln for ln in smoke_study.out.splitlines() if "then open the runs table" in ln)
+    port = free_port()
+    cmd = shlex.split(printed.strip().replace("--port 5000", f"--port {port}"))
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    ui = subprocess.Popen(
+        [sys.executable, "-m", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        url = link.split("runs table: ")[1].strip().replace("http://127.0.0.1:5000", base)
+        profile = smoke_study.tmp / "chromium"
+        text = _browse(url, profile, "--dump-dom")
+        parents, children = runs(smoke_study.root)
+        assert "Runs - Experiment" in text and "Overview - Experiment" not in text
+        assert f"{parents[0].info.run_name}" in text and "3 matching runs" in text
+        # A trial's page, by its name.
+        child = children[0]
+        page = f"{base}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}"
+        assert child.info.run_name in _browse(page, profile, "--dump-dom")
+        shots = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
+        shots.mkdir(parents=True, exist_ok=True)
+        shot = (shots / "mlflow-runs-table.png").resolve()
+        _browse(url, profile, f"--screenshot={shot}", "--window-size=1400,900")
+        img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+        assert img.shape == (900, 1400) and img.std() > 10  # a rendered page, not a blank one
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)
+
+
+def _video(path: Path, frames: int, rate: int, size: tuple[int, int]) -> None:
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), mode="w") as out:
+        s = out.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
+        for _ in range(frames):
+            img = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+            out.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(s.encode(None))
+
+
+def test_anonymize_applies_the_chosen_run_to_videos(smoke_study):
+    """The README's last step: the run the report chose, applied to a folder of real files."""
+    import av
+
+    assert smoke_study.returncode == 0, smoke_study.out[-3000:]
+    parents, _ = runs(smoke_study.root)
+    chosen = parents[0].data.tags["study.chosen_run"]
+    model_uri = parents[0].data.tags["study.chosen_model"]
+    src = smoke_study.tmp / "videos"
+    (src / "sub").mkdir(parents=True)
+    _video(src / "clip.mp4", frames=30, rate=12, size=(64, 48))
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(
+        src / "photo.png"
+    )
+    (src / "sub" / "broken.avi").write_bytes(b"not a video" * 100)
+    server = MlflowServer(smoke_study.root).start()
+    try:
+
+        def anonymize(weights: str, inp: Path, out: Path) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "trainables.anonymize", "--weights", weights,
+                 "--tracking-uri", server.uri, "--input", str(inp), "--output", str(out)],
+                capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+
+        out = smoke_study.tmp / "anonymized"
+        r = anonymize(chosen, src, out)
+        assert r.returncode == 1, r.stdout + r.stderr  # one file failed, the others went through
+        assert "broken.avi: cannot be read as a video" in r.stderr
+        assert "anonymized 2 of 3 file(s); 1 failed" in r.stdout
+        assert "30/30" in r.stderr  # the progress bar
+        with av.open(str(out / "clip.mp4")) as v:
+            s = v.streams.video[0]
+            assert s.average_rate == 12 and (s.width, s.height) == (64, 48)
+            assert sum(1 for _ in v.decode(s)) == 30
+        rms = {m[0]: float(m[1]) for m in re.findall(r"(\w+\.\w+) -> .*RMS (\d\.\d+)", r.stdout)}
+        raw = np.asarray(Image.open(src / "photo.png"), dtype=float) / 255
+        done = np.asarray(Image.open(out / "photo.png"), dtype=float) / 255
+        assert rms["photo.png"] == pytest.approx(np.sqrt(((raw - done) ** 2).mean()), abs=1e-4)
+        assert 0 < rms["clip.mp4"] < 1
+        # The same anonymizer from the logged model's URI, and from a local anonymizer.pt.
+        r = anonymize(model_uri, src / "photo.png", smoke_study.tmp / "by_model")
+        assert r.returncode == 0, r.stderr
+        assert np.array_equal(
+            np.asarray(Image.open(smoke_study.tmp / "by_model" / "photo.png")), done * 255
+        )
+        local = smoke_study.tmp / "local"
+        c = MlflowClient(server.uri)
+        for name in ("anonymizer.pt", "config.json"):
+            c.download_artifacts(chosen, name, str(local))
+    finally:
+        server.stop()
+    r = subprocess.run(
+        [sys.executable, "-m", "trainables.anonymize", "--weights", str(local / "anonymizer.pt"),
+         "--input", str(src / "photo.png"), "--output", str(smoke_study.tmp / "by_file")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"RMS {rms['photo.png']:.4f}" in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "trainables.anonymize", "--weights", "0" * 32,
+         "--input", str(src), "--output", str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )  # fmt: skip
+    assert r.returncode == 2 and "give the study's MLflow server with --tracking-uri" in r.stderr

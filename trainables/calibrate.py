@@ -11,22 +11,31 @@ import argparse
 import json
 import sys
 
-from trainables.config import SCALES, TrialConfig, add_flags, config_for, overrides_from_args
+from trainables.config import (
+    SCALES,
+    TrialConfig,
+    add_flags,
+    config_for,
+    overrides_from_args,
+    scale_in,
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(scale: str = "smoke") -> argparse.ArgumentParser:
+    """The CLI; each flag's help shows the value that ``scale`` gives it."""
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m trainables.calibrate",
         description="Print what reference edits cost in RMS(X - edit(X)) on the action test "
         "clips, so that you see which bounds B can bind.",
     )
     p.add_argument("--scale", default="smoke", choices=sorted(SCALES), help="named scale")
-    add_flags(p, TrialConfig, exclude=("scale",))
+    add_flags(p, TrialConfig, exclude=("scale",), scale=scale)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(scale_in(argv)).parse_args(argv)
     from trainables.catalog import validate
     from trainables.config import ConfigError
 

@@ -88,9 +88,10 @@ def param(default: Any, help: str, *, stage: str | tuple[str, ...], **spec: Any)
     return field(default=default, metadata={"help": help, "stages": stages, "spec": Spec(**spec)})
 
 
-def help_field(default: Any, help: str) -> Any:
-    """A field of a config that has no stages (the study's): its default and help text."""
-    return field(default=default, metadata={"help": help})
+def help_field(default: Any, help: str, choices: tuple[Any, ...] = ()) -> Any:
+    """A field of a config that has no stages (the study's): its default, help text and, when
+    only some values are valid, their ``choices``."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 _f = param
@@ -487,19 +488,23 @@ def add_flags(
     exclude: tuple[str, ...] = (),
     defaults: Mapping[str, Any] | None = None,
     repeat: tuple[str, ...] = (),
+    scale: str = "smoke",
 ) -> None:
     """One ``--flag`` per field of the dataclass ``cls``, with the field's help. With
     ``defaults`` None, every flag defaults to None (= take the scale's value) and its help names
-    the smoke default; otherwise flags default to ``defaults``. Bool fields are switches;
-    fields in ``repeat`` collect repeated ``KEY=VALUE`` flags."""
+    the value that ``scale`` gives it; otherwise flags default to ``defaults``. Bool fields are
+    switches; fields in ``repeat`` collect repeated ``KEY=VALUE`` flags."""
+    shown_scale = {**SCALES.get(scale, {})} if defaults is None else {}
     for f in fields(cls):
         if f.name in exclude:
             continue
-        shown = f.default if defaults is None else defaults[f.name]
-        help_ = f.metadata.get("help", "") + (
-            f" (smoke: {shown})" if defaults is None else f" (default: {shown!r})"
-        )
-        default = None if defaults is None else defaults[f.name]
+        if defaults is None:
+            help_ = f.metadata.get("help", "") + f" ({scale}: {shown_scale.get(f.name, f.default)})"
+            default = None
+        else:
+            help_ = f.metadata.get("help", "") + f" (default: {defaults[f.name]!r})"
+            default = defaults[f.name]
+        choices = f.metadata.get("choices") or None
         if f.name in repeat:
             parser.add_argument(
                 flag(f.name), dest=f.name, action="append", default=[], metavar="KEY=VALUE",
@@ -512,7 +517,21 @@ def add_flags(
             )
         else:
             typ = {"int": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(flag(f.name), dest=f.name, type=typ, default=default, help=help_)
+            parser.add_argument(
+                flag(f.name), dest=f.name, type=typ, default=default, help=help_, choices=choices
+            )
+
+
+def scale_in(argv: list[str] | None, default: str = "smoke") -> str:
+    """The ``--scale`` that ``argv`` names (default ``default``), read before the full parser
+    is built so that its help can show that scale's values; an unknown name is left to the full
+    parser to refuse."""
+    import sys
+
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--scale", default=default)
+    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return known.scale if known.scale in SCALES else default
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -37,6 +37,10 @@ class EvalResult:
     rms: float
     ap: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    #: What the scores are worth without learning: the commonest class's share of the action
+    #: test labels and the attributes' prevalence on the privacy test set.
+    chance_top1: float = float("nan")
+    chance_cmap: float = float("nan")
 
 
 @torch.no_grad()
@@ -220,4 +224,13 @@ def evaluate(
         test_video=priv_te.video if isinstance(priv_te, ClipSet) else None,
     )
     log(f"[eval{label}] privacy cMAP = {cmap:.4f}, F1 = {f1:.4f}")
-    return EvalResult(top1=top1, cmap=cmap, f1=f1, rms=rms, ap=ap, seconds=time.time() - t0)
+    return EvalResult(
+        top1=top1,
+        cmap=cmap,
+        f1=f1,
+        rms=rms,
+        ap=ap,
+        seconds=time.time() - t0,
+        chance_top1=metrics.chance_top1(act_te.labels),
+        chance_cmap=metrics.chance_cmap(priv_te.attributes),
+    )

@@ -103,3 +103,19 @@ def mean_f1(probs: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5) 
     (The reference code thresholds raw logits at 0.5, i.e. sigmoid 0.62; we do not.)
     """
     return float(f1_per_attribute(probs, targets, threshold).mean())
+
+
+def chance_top1(labels: torch.Tensor) -> float:
+    """The Top-1 of always answering the commonest class of ``labels``: the floor a trained
+    action model must clear."""
+    if len(labels) == 0:
+        return float("nan")
+    return float(torch.bincount(labels.long().flatten()).max() / len(labels))
+
+
+def chance_cmap(targets: torch.Tensor) -> float:
+    """The expected cMAP of a random scorer: the mean prevalence of the attributes of
+    ``targets`` (N, A) that have a positive (the ones :func:`cmap` averages over)."""
+    rate = targets.double().mean(0)
+    rate = rate[targets.double().sum(0) > 0]
+    return float(rate.mean()) if len(rate) else float("nan")

@@ -9,11 +9,20 @@ import argparse
 import json
 import sys
 
-from trainables.config import SCALES, TrialConfig, add_flags, config_for, overrides_from_args
+from trainables.config import (
+    SCALES,
+    TrialConfig,
+    add_flags,
+    config_for,
+    overrides_from_args,
+    scale_in,
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(scale: str = "smoke") -> argparse.ArgumentParser:
+    """The CLI; each flag's help shows the value that ``scale`` gives it."""
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m trainables.run",
         description="Run one penalty-driven anonymization trial (identity init, minimax, "
         "evaluation with fresh target models) and print its metrics as JSON.",
@@ -30,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the registered datasets, anonymizers and models, then exit",
     )
     p.add_argument("--quiet", action="store_true", help="print only the final JSON line")
-    add_flags(p, TrialConfig, exclude=("scale",))
+    add_flags(p, TrialConfig, exclude=("scale",), scale=scale)
     return p
 
 
@@ -44,7 +53,7 @@ def _list() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(scale_in(argv)).parse_args(argv)
     if args.list:
         _list()
         return 0

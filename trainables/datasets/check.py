@@ -71,6 +71,7 @@ def check(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m trainables.data",
         description="Check a real dataset in its official layout; print one JSON object.",
     )

@@ -1,0 +1,95 @@
+"""``study.launch --dry-run``: what a study would run, without starting anything. The expanded
+trials, which of them share shared stages (and whether those are on disk already), which take
+an equivalent trial's stored result, and an estimated wall time."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from study.plan import StudyPlan
+from study.shared import init_path, raw_path
+from study.timings import concurrency, estimate, stage_seconds
+from trainables.config import TrialConfig
+from trainables.keys import init_key, raw_key, result_key
+
+
+def _varying(trials: list[TrialConfig]) -> list[str]:
+    keys = [
+        f.name
+        for f in fields(TrialConfig)
+        if f.name != "seed" and len({getattr(t, f.name) for t in trials}) > 1
+    ]
+    return [*keys, *(k for k in ("B", "lam") if k not in keys), "seed"]
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def describe(plan: StudyPlan) -> str:
+    """The dry run's text."""
+    study, trials = plan.study, plan.trials
+    root = study.root
+    lines = [
+        f"Dry run of {plan.space.name}: scale {study.scale}, dataset {study.dataset}, "
+        f"{study.seeds} seed(s), study dir {root}",
+    ]
+    if plan.space.is_search:
+        lines.append(
+            f"A search: Optuna samples {plan.samples} configuration(s), each run with "
+            f"{study.seeds} seed(s). Below: the {len(trials)} corners of its ranges, which "
+            "were checked; the sampled trials share the same shared stages."
+        )
+    groups: dict[tuple[str, str], str] = {}
+    for cfg in trials:
+        groups.setdefault((init_key(cfg), raw_key(cfg)), f"S{len(groups) + 1}")
+    first: dict[str, int] = {}
+    cols = _varying(trials)
+    rows = [["#", *cols, "shared", "result"]]
+    reused = 0
+    for i, cfg in enumerate(trials, start=1):
+        key = result_key(cfg) if not study.no_reuse and not plan.space.is_search else None
+        if key is not None and key in first:
+            note = f"reuses #{first[key]}"
+            reused += 1
+        else:
+            note = "trains"
+            if key is not None:
+                first[key] = i
+        shared = groups[(init_key(cfg), raw_key(cfg))]
+        rows.append([str(i), *(f"{getattr(cfg, c)}" for c in cols), shared, note])
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    lines += ["", *("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)]
+
+    lines += ["", "Shared stages (identity/warm start and raw reference, computed once each):"]
+    shared_s: list[float | None] = []
+    for (ik, rk), label in groups.items():
+        cfg = next(c for c in trials if (init_key(c), raw_key(c)) == (ik, rk))
+        on_disk = init_path(root, cfg).exists() and raw_path(root, cfg).exists()
+        sec = stage_seconds(Path(study.study_dir).resolve(), cfg)
+        if not on_disk:
+            shared_s.append(sec.shared)
+        state = "on disk, reused" if on_disk else "to compute"
+        lines.append(
+            f"  {label}: {cfg.anonymizer}/{cfg.anon_encoder}, f_T {cfg.action_model}, "
+            f"f_B {cfg.privacy_model} ({ik[:8]}-{rk[:8]}): {state}"
+        )
+    n_train = plan.num_trials - reused
+    at_once = concurrency(study.max_concurrent, study.cpus_per_trial, study.gpus_per_trial)
+    sec = stage_seconds(Path(study.study_dir).resolve(), trials[0])
+    total = estimate(shared_s, [sec.trial] * n_train, at_once)
+    lines += [
+        "",
+        f"{plan.num_trials} trials: {n_train} train, {reused} take an equivalent trial's stored "
+        f"result (inert penalty); {at_once} at once.",
+    ]
+    if total is None:
+        lines.append(f"Estimated wall time: unknown ({sec.source}).")
+    else:
+        lines.append(
+            f"Estimated wall time: {_minutes(total)} (shared stages "
+            f"{sec.shared or 0:.0f} s each, a trial {sec.trial or 0:.0f} s; from {sec.source})."
+        )
+    lines.append("Nothing was started. Run it without --dry-run.")
+    return "\n".join(lines)

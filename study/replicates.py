@@ -1,0 +1,50 @@
+"""Replicate seeds of a search: each configuration the searcher samples runs once per seed.
+
+Ray Tune's ``Repeater`` repeats each suggestion and marks the copies with an index in their
+config; it averages a single metric for the searcher. :func:`repeater` averages every objective
+of a multi-objective search, and :func:`seeded` turns the index into the trial's ``seed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The key in which Ray's Repeater numbers the copies of a suggestion (ray.tune.search.repeater).
+TRIAL_INDEX = "__trial_index__"
+
+
+def seeded(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config with the Repeater's copy index, if any, as its ``seed``."""
+    if TRIAL_INDEX not in config:
+        return dict(config)
+    out = {k: v for k, v in config.items() if k != TRIAL_INDEX}
+    out["seed"] = int(config[TRIAL_INDEX])
+    return out
+
+
+def repeater(searcher: Any, seeds: int) -> Any:
+    """``searcher`` with each suggestion run ``seeds`` times (seeds 0..seeds-1); the searcher
+    sees one trial per suggestion, with each objective averaged over the seeds."""
+    import numpy as np
+    from ray.tune.search import Repeater
+
+    class _MultiObjectiveRepeater(Repeater):
+        def on_trial_complete(
+            self, trial_id: str, result: dict | None = None, **kwargs: Any
+        ) -> None:
+            group = self._trial_id_to_group.get(trial_id)
+            if group is None:
+                return
+            metrics = self.searcher.metric
+            names = metrics if isinstance(metrics, list) else [metrics]
+            row = tuple(float((result or {}).get(n, np.nan)) for n in names)
+            group.report(trial_id, row)
+            if group.finished_reporting():
+                mean = np.nanmean(np.array(group.scores(), dtype=float), axis=0)
+                self.searcher.on_trial_complete(
+                    group.primary_trial_id,
+                    result={n: float(v) for n, v in zip(names, mean, strict=True)},
+                    **kwargs,
+                )
+
+    return _MultiObjectiveRepeater(searcher, repeat=seeds)
