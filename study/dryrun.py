@@ -91,5 +91,10 @@ def describe(plan: StudyPlan) -> str:
             f"Estimated wall time: {_minutes(total)} (shared stages "
             f"{sec.shared or 0:.0f} s each, a trial {sec.trial or 0:.0f} s; from {sec.source})."
         )
+    if study.resume:
+        from study.record import resume_problem
+
+        problem = resume_problem(plan)
+        lines.append(f"error: {problem}" if problem else "--resume: the flags match the study.")
     lines.append("Nothing was started. Run it without --dry-run.")
     return "\n".join(lines)

@@ -122,6 +122,9 @@ def test_resume_with_other_flags_is_refused_listing_the_differences(tmp_path):
     assert record.resume_problem(busy) == ""
     other = _plan("--study-dir", str(tmp_path), "--seeds", "2", "--scale", "smoke", "--resume")
     problem = record.resume_problem(other)
+    from study.dryrun import describe
+
+    assert "--seeds: 1 when started" in describe(other)  # the dry run says so too
     assert "--seeds: 1 when started, 2 now" in problem
     assert "--scale: 'default' when started, 'smoke' now" in problem
     assert "--set: ['minimax_epochs=2'] when started, [] now" in problem
