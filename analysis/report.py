@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -344,6 +345,15 @@ def parse_reference(text: str) -> dict[str, float] | None:
     return {"top1": top1, "cmap": cmap}
 
 
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    """``build_parser``'s report options as keyword arguments of :func:`report_from_mlflow`."""
+    return {
+        "png": not args.no_png,
+        "parent": args.parent,
+        "hv_reference": parse_reference(args.hv_reference),
+    }
+
+
 def source_and_out(args: argparse.Namespace) -> tuple[str, Path]:
     """The tracking URI and the output folder that ``build_parser``'s arguments name."""
     root = Path(args.study_dir).resolve() / args.experiment
@@ -402,14 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         uri, out = source_and_out(args)
-        paths = report_from_mlflow(
-            args.experiment,
-            uri,
-            out,
-            png=not args.no_png,
-            parent=args.parent,
-            hv_reference=parse_reference(args.hv_reference),
-        )[0]
+        paths = report_from_mlflow(args.experiment, uri, out, **options(args))[0]
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis.report import build_parser, parse_reference, report_from_mlflow, source_and_out
+from analysis.report import build_parser, options, report_from_mlflow, source_and_out
 from study import parent as parent_run
 from study import tracking
 from study.chosen import log_chosen
@@ -61,14 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         uri, out = source_and_out(args)
-        paths = write_and_log(
-            args.experiment,
-            uri,
-            out,
-            png=not args.no_png,
-            parent=args.parent,
-            hv_reference=parse_reference(args.hv_reference),
-        )
+        paths = write_and_log(args.experiment, uri, out, **options(args))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
