@@ -6,6 +6,7 @@ Heavy imports (torch, Ray, MLflow) happen after the arguments are checked, so ``
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -85,16 +86,68 @@ def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
         )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a scheduler, a shutdown): handled like SIGINT, so that the study
+    closes its runs and stops what it started."""
+
+
+#: The signal that interrupted the study (Ray Tune may re-raise our exception as its own).
+_RECEIVED: list[str] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _RECEIVED.append("SIGTERM")
+    raise Terminated("SIGTERM")
+
+
+def _interrupted(study: Any, e: KeyboardInterrupt) -> str:
+    """The reason an interrupted study records, with a hint that works."""
+    from ray.tune import Tuner
+
+    name = "SIGTERM" if isinstance(e, Terminated) or _RECEIVED else "SIGINT"
+    if Tuner.can_restore(str(study.root / "ray" / "tune")):
+        return f"interrupted ({name}); continue with --resume"
+    return f"interrupted ({name}) before any trial started; start it again (nothing to resume)"
+
+
 def run_study(plan: StudyPlan) -> int:
-    """Run the planned study; whatever happens, every run it opened is closed with a status and
-    the servers it started are stopped."""
+    """Run the planned study: the checks that need no server, the study dir's lock, then the
+    study itself; whatever happens, every run it opened is closed with a status and the servers
+    it started are stopped."""
+    from study import preflight
+    from study.lock import StudyLock, stop_leftovers
+
+    study = plan.study
+    try:
+        preflight.check_study_dir(study)
+        preflight.check_local_resources(study)
+        if study.tracking_uri:
+            preflight.check_tracking(study.tracking_uri)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    lock = StudyLock(study.root)
+    try:
+        lock.acquire(_log)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        stop_leftovers(study.root, _log)
+        return _run_locked(plan)
+    finally:
+        lock.release()
+
+
+def _run_locked(plan: StudyPlan) -> int:
     from study import cluster
 
     cluster.configure_environment(plan.study)
     from ray import tune
 
+    from study import lock as study_lock
     from study import parent as parent_run
-    from study import record, summary, tracking
+    from study import preflight, record, summary, tracking
     from study.mlflow_server import MlflowServer
     from study.report import write_and_log
     from study.summary import print_summary, results_table
@@ -106,17 +159,28 @@ def run_study(plan: StudyPlan) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    study.root.mkdir(parents=True, exist_ok=True)
     if not study.resume:
         record.write(plan)
     t0 = time.time()
     server = None if study.tracking_uri else MlflowServer(study.root, port=study.mlflow_port)
     status, reason, table, report = "FAILED", "", None, None
     c = parent = exp_id = None
+    uri = study.tracking_uri
+    interrupted = 0
     try:
-        uri = server.start().uri if server is not None else study.tracking_uri
-        _log(f"[study] MLflow tracking server: {uri}")
         cluster.init_ray(study)
+        signal.signal(signal.SIGTERM, _on_sigterm)  # ray.init installs its own (sys.exit)
+        import ray
+
+        try:
+            preflight.check_cluster_resources(study, ray.nodes())
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if server is not None:
+            uri = server.start().uri
+            study_lock.record(study.root, "MLflow server", server.pgid)
+        _log(f"[study] MLflow tracking server: {uri}")
         c = tracking.client(uri)
         exp_id = tracking.experiment_id(c, study.experiment_name)
         prov = tracking.provenance()
@@ -159,9 +223,9 @@ def run_study(plan: StudyPlan) -> int:
             except Exception as e:  # noqa: BLE001
                 _log(f"[study] the report could not be written: {type(e).__name__}: {e}")
         status, reason = _status(table)
-    except KeyboardInterrupt:
-        status, reason = "KILLED", "interrupted (SIGINT); continue with --resume"
-        raise
+    except KeyboardInterrupt as e:  # SIGINT or SIGTERM: close up, then say how to go on
+        status, reason = "KILLED", _interrupted(study, e)
+        interrupted = 143 if "SIGTERM" in reason else 130
     except BaseException as e:
         status, reason = "FAILED", f"{type(e).__name__}: {e}"
         raise
@@ -177,10 +241,13 @@ def run_study(plan: StudyPlan) -> int:
         cluster.shutdown_ray()
         if server is not None:
             server.stop()
+            study_lock.forget(study.root, "MLflow server")
 
     print_summary(plan, table, uri, exp_id, server is not None, status, time.time() - t0)
     if report is not None:
         print(f"Report: {report}")
+    if interrupted:
+        return interrupted
     return 0 if status == "FINISHED" else 1
 
 
@@ -222,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(describe(plan))
         return 0
+    signal.signal(signal.SIGTERM, _on_sigterm)
     return run_study(plan)
 
 

@@ -20,6 +20,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the process that started it dies, however it
+    dies (Linux's PR_SET_PDEATHSIG). The server stops its uvicorn on SIGTERM, so a SIGKILLed
+    launcher leaves no server behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 class MlflowServer:
     """``mlflow server`` as a child process; use as a context manager."""
 
@@ -29,6 +41,13 @@ class MlflowServer:
         self.port = port or free_port(host)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.root / "mlflow-server.log"
+
+    @property
+    def pgid(self) -> int:
+        """The server's process group (it runs in a session of its own)."""
+        if self.proc is None:
+            raise RuntimeError("the MLflow server has not started")
+        return self.proc.pid
 
     @property
     def uri(self) -> str:
@@ -58,7 +77,12 @@ class MlflowServer:
         # No GenAI job consumers (7 processes of ~240 MB each): a study records runs only.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            preexec_fn=_die_with_parent,
         )
         self._wait_healthy(timeout)
         return self

@@ -3,6 +3,7 @@ are, and how to continue an interrupted one."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,8 +76,16 @@ def print_summary(
         )
     else:
         print(f"Browse the runs in the MLflow UI: {uri.rstrip('/')}{table_path}")
-    if status == "KILLED":
-        print(
-            f"Continue with: python -m study.launch --space {study.space} --experiment "
-            f"{study.experiment_name} --study-dir {study.study_dir} --resume"
-        )
+    from ray.tune import Tuner
+
+    if status == "KILLED" and Tuner.can_restore(str(root / "ray" / "tune")):
+        print(f"Continue with: {resume_command()}")
+
+
+def resume_command(argv: list[str] | None = None) -> str:
+    """This launch's own command line with ``--resume``: the same defining flags, so that the
+    resume check accepts it."""
+    import shlex
+
+    args = [a for a in (sys.orig_argv if argv is None else argv) if a != "--resume"]
+    return shlex.join([*args, "--resume"])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 
+import psutil
 import pytest
 import torch
 
@@ -36,3 +39,61 @@ def tiny_cfg():
     from trainables.config import config_for
 
     return config_for("smoke", **TINY)
+
+
+@pytest.fixture(autouse=True)
+def _stop_mlflow_servers(monkeypatch):
+    """Every MlflowServer a test starts is stopped when the test ends, passed or failed."""
+    from study.mlflow_server import MlflowServer
+
+    started: list[MlflowServer] = []
+    real_start = MlflowServer.start
+
+    def start(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        started.append(self)
+        return real_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowServer, "start", start)
+    yield
+    for server in started:
+        server.stop()
+
+
+_SESSION_START = time.time()
+#: Processes a test may start that must not outlive it: Ray's head, MLflow servers, launchers.
+_WATCHED = ("gcs_server", "raylet")
+
+
+def _leftovers(base: str) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["name", "cmdline", "create_time"]):
+        try:
+            if p.pid == os.getpid() or p.info["create_time"] < _SESSION_START - 1:
+                continue
+            cmd = " ".join(p.info["cmdline"] or [])
+            if p.info["name"] in _WATCHED or base in cmd:
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001, ANN201
+    """Every test stops what it started: at the end no process of this session's Ray or of
+    its temporary study dirs may be left (a few seconds of grace for exits under way)."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    base = str(factory.getbasetemp())
+    deadline = time.time() + 30
+    left = _leftovers(base)
+    while left and time.time() < deadline:
+        time.sleep(1)
+        left = _leftovers(base)
+    if left:
+        names = [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in left if p.is_running()]
+        print("\nprocesses left behind by the tests:\n  " + "\n  ".join(names))
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        session.exitstatus = 1

@@ -262,3 +262,22 @@ def test_the_trial_command_names_every_missing_root():
     assert r.returncode == 2
     for flag in ("--hmdb51-root (or HMDB51_ROOT)", "--vispr-root", "--pahmdb-root"):
         assert flag in r.stderr
+
+
+def test_vispr_takes_the_release_split_names(roots, tmp_path):
+    """VISPR's release names its splits train2017, val2017 and test2017."""
+    release = tmp_path / "vispr"
+    for kind in ("images", "annos"):
+        for split in ("train", "val", "test"):
+            shutil.copytree(roots.vispr / kind / split, release / kind / f"{split}2017")
+    ours = read_source("vispr1", _cfg(roots, "synthetic"))
+    theirs = read_source(
+        "vispr1", dataclasses.replace(_cfg(roots, "synthetic"), vispr_root=str(release))
+    )
+    assert [s.attributes for s in theirs.train] == [s.attributes for s in ours.train]
+    assert len(theirs.train) == COUNTS["vispr1"][0] and len(theirs.test) == COUNTS["vispr1"][1]
+    shutil.rmtree(release / "annos" / "test2017")
+    with pytest.raises(DatasetError, match="annos/test2017"):
+        read_source(
+            "vispr1", dataclasses.replace(_cfg(roots, "synthetic"), vispr_root=str(release))
+        )

@@ -18,7 +18,8 @@ Layouts (``../shared/REFERENCE.md``):
   a relationship, a (partial) face, nudity level >= 1, a visible gender). The videos are
   HMDB51's; train/test follow the HMDB51 split file.
 - VISPR: ``ROOT/images/<split>/<id>.jpg`` with ``ROOT/annos/<split>/<id>.json`` holding
-  ``"labels": ["a17_color", ...]``; splits ``train``, ``val``, ``test`` (val joins train).
+  ``"labels": ["a17_color", ...]``; splits ``train2017``, ``val2017``, ``test2017`` as the
+  release names them, or ``train``, ``val``, ``test`` (val joins train).
 - VP-UCF / VP-HMDB: ``ROOT/annotations.csv`` with a ``video`` column (the path relative to the
   UCF101 ``UCF-101`` folder or the HMDB51 root) and one 0/1 column per attribute (face,
   skin_color, gender, nudity, relationship); train/test follow the action dataset's split.
@@ -223,12 +224,19 @@ def vispr(root: Path, subset: tuple[str, ...], name: str) -> Split:
     images = _need(root / "images", "VISPR image folder", "is --vispr-root right?")
     annos = _need(root / "annos", "VISPR annotation folder", "is --vispr-root right?")
     out: dict[str, list[Sample]] = {"train": [], "test": []}
-    for split_dir, part in (("train", "train"), ("val", "train"), ("test", "test")):
+    for split, part in (("train", "train"), ("val", "train"), ("test", "test")):
+        # The release names its splits train2017, val2017 and test2017; take either spelling.
+        split_dir = next(
+            (d for d in (split, f"{split}2017") if (annos / d).is_dir()), f"{split}2017"
+        )
         adir = annos / split_dir
         if not adir.is_dir():
-            if split_dir == "val":
+            if split == "val":
                 continue
-            raise DatasetError(f"VISPR: {adir} is missing; the official layout has it")
+            raise DatasetError(
+                f"VISPR: neither {annos / split} nor {adir} exists; the release has "
+                f"annos/{split}2017/ (or annos/{split}/)"
+            )
         samples = []
         for a in sorted(adir.glob("*.json")):
             try:
