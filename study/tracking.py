@@ -19,6 +19,23 @@ ANONYMIZER_KIND_TAG = "anonymizer.kind"
 _SECRET = re.compile(r"(token|password|secret|credential|api_key)", re.IGNORECASE)
 
 
+#: MLflow's HTTP client retries 7 times with a backoff factor of 2 and a 120 s timeout, about
+#: 9 minutes against a dead server; these bound it to about a minute (the user's values win).
+RETRY_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def bound_retries() -> None:
+    """Bounded retries and timeouts for this process's MLflow calls (set before the first)."""
+    import os
+
+    for k, v in RETRY_ENV.items():
+        os.environ.setdefault(k, v)
+
+
 def client(uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 

@@ -68,6 +68,7 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
     from trainables.data import load_data
 
     t0 = time.time()
+    tracking.bound_retries()
     config = seeded(config)
     cfg = from_dict(config)
     trial_id = tune.get_context().get_trial_id() or "local"
@@ -99,6 +100,8 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
             with ckpt.as_directory() as d:
                 resume = torch.load(Path(d) / "state.pt", weights_only=True)
             c.set_tag(run_id, "resumed_from_epoch", str(resume["epoch"]))
+            # `seconds` adds the attempts before, up to their last checkpoint.
+            c.set_tag(run_id, "seconds_before_resume", f"{resume.get('seconds', 0.0):.3f}")
         data = load_data(cfg, log)
         stored = load_result(Path(ctx.root), cfg) if ctx.reuse and resume is None else None
         if stored is not None:
@@ -165,12 +168,19 @@ def _train(
 
     shared = load_shared(Path(ctx.root), cfg)
 
+    if resume is not None:  # epochs the checkpoint holds but MLflow never got (server down)
+        n = _log_missing_epochs(c, run_id, resume["history"])
+        if n:
+            log(f"logged {n} epoch(s) of train/* that an earlier attempt could not")
+
     def on_epoch(epoch: int, metrics: dict[str, float], snapshot: Any) -> None:
         named = {f"train/{k}": v for k, v in metrics.items()}
-        tracking.log_metrics(c, run_id, named, step=epoch)
+        # The checkpoint first: it holds the epoch's metrics too, so an MLflow call that blocks
+        # or fails loses nothing (the retry logs what MLflow lacks, _log_missing_epochs).
         with tempfile.TemporaryDirectory() as d:
             torch.save(snapshot(), Path(d) / "state.pt")
             tune.report({"epoch": epoch, **named}, checkpoint=tune.Checkpoint.from_directory(d))
+        tracking.log_metrics(c, run_id, named, step=epoch)
 
     result = run_trial(cfg, data=data, shared=shared, on_epoch=on_epoch, resume=resume, log=log)
     final = {k: float(getattr(result, k)) for k in FINAL_METRICS}
@@ -178,6 +188,22 @@ def _train(
     if ctx.reuse:
         save_result(Path(ctx.root), cfg, result, trial_id, run_id)
     return final
+
+
+def _log_missing_epochs(c: Any, run_id: str, history: list[dict[str, float]]) -> int:
+    """Log the ``train/*`` rows of ``history`` (epoch i + 1 at row i) whose step MLflow does not
+    have yet; return how many epochs were logged."""
+    from study import tracking
+
+    if not history:
+        return 0
+    probe = f"train/{next(iter(history[0]))}"
+    have = {m.step for m in c.get_metric_history(run_id, probe)}
+    missing = [e for e in range(1, len(history) + 1) if e not in have]
+    for epoch in missing:
+        named = {f"train/{k}": v for k, v in history[epoch - 1].items()}
+        tracking.log_metrics(c, run_id, named, step=epoch)
+    return len(missing)
 
 
 def _log_stored(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from mlflow.tracking import MlflowClient
 
 from study.lock import StudyLock, record, stop_leftovers
 from study.mlflow_server import MlflowServer
@@ -202,3 +203,82 @@ def _kill_cycle(args: list[str], root: Path, log: Path, start) -> None:  # noqa:
     for trial, rs in by_trial.items():
         assert [x.info.status for x in rs] == ["FINISHED"], trial
     assert not _ours(root)
+
+
+def _trial_worker() -> psutil.Process | None:
+    """The Ray actor process that runs a trial (its title names the Tune trainable)."""
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if cmd.startswith("ray::") and ("ImplicitFunc" in cmd or "run_tune_trial" in cmd):
+            return p
+    return None
+
+
+def _figure(name: str, value: float) -> None:
+    """Record a figure a fault test measured (test-artifacts/reliability.jsonl)."""
+    import json
+
+    out = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "reliability.jsonl").open("a") as f:
+        f.write(json.dumps({"figure": name, "value": value, "time": time.time()}) + "\n")
+
+
+@pytest.mark.slow
+def test_a_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
+    epochs = 6
+    args = launch_args(tmp_path, "--set", f"minimax_epochs={epochs}", "--grid", "lam=1.0")
+    root = tmp_path / "smoke"
+    log = tmp_path / "launch.log"
+    with log.open("w") as f:
+        proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_checkpoint(root, proc)
+        worker = _trial_worker()
+        assert worker is not None, "no trial worker found"
+        # Tune keeps the newest checkpoint only: checkpoint_00000K holds epoch K + 1.
+        done_at_kill = max(int(c.name.split("_")[1]) for c in _checkpoints(root)) + 1
+        worker.kill()
+        assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+    parents, children = runs(root)
+    assert parents[0].info.status == "FINISHED"
+    assert len(children) == 1 and children[0].info.status == "FINISHED"
+    run = children[0]
+    resumed = int(run.data.tags["resumed_from_epoch"])
+    assert done_at_kill <= resumed <= done_at_kill + 1  # the newest checkpoint, or one after
+    # Each train/* step once, 1..epochs, in MLflow.
+    server = MlflowServer(root).start()
+    try:
+        steps = [m.step for m in MlflowClient(server.uri).get_metric_history(run.info.run_id,
+                                                                             "train/L_A")]  # fmt: skip
+    finally:
+        server.stop()
+    assert sorted(steps) == list(range(1, epochs + 1)), steps
+    # Its seconds count the attempt before the kill (up to its checkpoint), not only the last.
+    before = float(run.data.tags["seconds_before_resume"])
+    assert before > 0 and run.data.metrics["seconds"] > before
+    # Whole epochs trained twice: 0 when the retry starts from the newest checkpoint (only the
+    # epoch in flight at the kill is lost).
+    _figure("whole epochs redone after a worker kill", max(0, done_at_kill - resumed))
+
+
+def test_a_retry_logs_the_epochs_mlflow_missed(tmp_path):
+    """The checkpoint is written before MLflow is called; a retry logs from it what MLflow
+    lacks (here epoch 2, as if the server had been down), and nothing twice."""
+    from study.trainable import _log_missing_epochs
+
+    c = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = c.create_run(c.create_experiment("x")).info.run_id
+    history = [{"L_A": 1.0, "L_T": 2.0}, {"L_A": 0.5, "L_T": 1.5}, {"L_A": 0.25, "L_T": 1.0}]
+    for epoch in (1, 3):
+        for k, v in history[epoch - 1].items():
+            c.log_metric(run, f"train/{k}", v, step=epoch)
+    assert _log_missing_epochs(c, run, history) == 1
+    assert _log_missing_epochs(c, run, history) == 0
+    for k in ("L_A", "L_T"):
+        got = sorted((m.step, m.value) for m in c.get_metric_history(run, f"train/{k}"))
+        assert got == [(e, history[e - 1][k]) for e in (1, 2, 3)]

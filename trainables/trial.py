@@ -89,6 +89,8 @@ def run_trial(
     elif shared.key != shared_key(cfg):
         raise ValueError("the shared stages were computed for another data/backbone config")
 
+    #: Seconds of the attempts before this one, up to their last checkpoint.
+    earlier = float((resume or {}).get("seconds", 0.0))
     rt = runtime(cfg.device, cfg.amp, cfg.seed)
     data = stage_data(data, rt.device)
     anon, f_t, f_b = build_models(cfg, data)
@@ -113,6 +115,7 @@ def run_trial(
         def snapshot(epoch: int) -> dict[str, Any]:
             return {
                 "epoch": epoch,
+                "seconds": earlier + time.time() - t0,
                 "anon": cpu_state(anon),
                 "action": cpu_state(f_t),
                 "privacy": cpu_state(f_b),
@@ -155,7 +158,7 @@ def run_trial(
         raw_top1=shared.raw.top1,
         raw_cmap=shared.raw.cmap,
         raw_f1=shared.raw.f1,
-        seconds=time.time() - t0,
+        seconds=earlier + time.time() - t0,
         seed=cfg.seed,
         data_seed=cfg.data_seed,
         eval_seed=cfg.eval_seed,
