@@ -64,10 +64,6 @@ class Recommendation:
     indistinct: list[int]  # rows of the configurations table
     seeds: int  # the fewest seeds of any configuration
 
-    @property
-    def choices(self) -> list[Choice]:
-        return [self.chosen, self.topsis]
-
 
 def _interval(row: pd.Series, m: str) -> tuple[float, float]:
     std = row.get(f"{m}_std", float("nan"))

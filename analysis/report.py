@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.columns import COMPARED, SCORES
 from analysis.pareto import default_reference, hypervolume, pareto_front
-from analysis.ranking import Choice, relative_drops
+from analysis.ranking import relative_drops
 from analysis.recommend import (
     Recommendation,
     config_columns,
@@ -43,10 +43,6 @@ class ReportData:
     hypervolume: float
     reference: dict[str, float]
     warnings: list[str]
-
-    @property
-    def choices(self) -> list[Choice]:
-        return self.rec.choices
 
 
 def analyse(

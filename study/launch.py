@@ -100,11 +100,11 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated("SIGTERM")
 
 
-def _interrupted(study: Any, e: KeyboardInterrupt) -> str:
+def _interrupted(study: Any) -> str:
     """The reason an interrupted study records, with a hint that works."""
     from ray.tune import Tuner
 
-    name = "SIGTERM" if isinstance(e, Terminated) or _RECEIVED else "SIGINT"
+    name = "SIGTERM" if _RECEIVED else "SIGINT"
     if Tuner.can_restore(str(study.root / "ray" / "tune")):
         return f"interrupted ({name}); continue with --resume"
     return f"interrupted ({name}) before any trial started; start it again (nothing to resume)"
@@ -223,8 +223,8 @@ def _run_locked(plan: StudyPlan) -> int:
             except Exception as e:  # noqa: BLE001
                 _log(f"[study] the report could not be written: {type(e).__name__}: {e}")
         status, reason = _status(table)
-    except KeyboardInterrupt as e:  # SIGINT or SIGTERM: close up, then say how to go on
-        status, reason = "KILLED", _interrupted(study, e)
+    except KeyboardInterrupt:  # SIGINT or SIGTERM: close up, then say how to go on
+        status, reason = "KILLED", _interrupted(study)
         interrupted = 143 if "SIGTERM" in reason else 130
     except BaseException as e:
         status, reason = "FAILED", f"{type(e).__name__}: {e}"

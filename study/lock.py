@@ -63,26 +63,25 @@ def _records(root: Path) -> dict[str, int]:
         return {}
 
 
-def record(root: Path, name: str, pgid: int) -> None:
-    """Remember process group ``pgid`` (started by this launcher) under ``name``."""
-    recs = {**_records(root), name: pgid}
+def _write(root: Path, recs: dict[str, int]) -> None:
+    """Replace the records atomically (no file when there are none)."""
+    path = root / PROCESSES
+    if not recs:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
     tmp = root / f"{PROCESSES}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(recs))
-    os.replace(tmp, root / PROCESSES)
+    os.replace(tmp, path)
+
+
+def record(root: Path, name: str, pgid: int) -> None:
+    """Remember process group ``pgid`` (started by this launcher) under ``name``."""
+    _write(root, {**_records(root), name: pgid})
 
 
 def forget(root: Path, name: str) -> None:
-    recs = _records(root)
-    if recs.pop(name, None) is not None:
-        record_all(root, recs)
-
-
-def record_all(root: Path, recs: dict[str, int]) -> None:
-    if not recs:
-        with contextlib.suppress(FileNotFoundError):
-            (root / PROCESSES).unlink()
-        return
-    (root / PROCESSES).write_text(json.dumps(recs))
+    _write(root, {k: v for k, v in _records(root).items() if k != name})
 
 
 def _members(pgid: int, root: Path) -> list[psutil.Process]:
@@ -119,5 +118,5 @@ def stop_leftovers(root: Path, log: Callable[[str], None], grace: float = 10.0) 
                 os.killpg(pgid, signal.SIGKILL)
             psutil.wait_procs(alive, timeout=grace)
         stopped += len(procs)
-    record_all(root, {})
+    _write(root, {})
     return stopped
