@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run quality test lint format clean chromium
+.PHONY: run quality test test-heavy lint format clean chromium postgresql
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -25,7 +25,18 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 test: $(STAMP) chromium
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -m "not heavy"
+
+# The load test (SQLite and PostgreSQL), a study on PostgreSQL, and the authenticated two-host
+# cluster: a few minutes more, so apart from `make test`; CI runs both.
+test-heavy: $(STAMP) postgresql
+	$(PY) -m pytest -q --durations=10 -m heavy
+
+# Debian's PostgreSQL server (the heavy tests start their own in a temporary folder).
+postgresql:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql (for the load and PostgreSQL tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -29,6 +29,28 @@ class StudyConfig:
     gpus_per_trial: float = _f(0.0, "GPUs reserved by each trial (fractions share a GPU)")
     address: str = _f("", "address of an existing Ray cluster (empty: start a local one)")
     tracking_uri: str = _f("", "MLflow tracking server (empty: start one on 127.0.0.1)")
+    tracking_backend: str = _f(
+        "",
+        "backend store of the MLflow server the launcher starts: empty for SQLite in the study "
+        "dir, or postgresql://USER@HOST:PORT/DB when many trials write at once (the password "
+        "from PGPASSWORD or ~/.pgpass, never from the URI)",
+    )
+    optuna_storage: str = _f(
+        "",
+        "storage of a search's Optuna study: empty for SQLite in the study dir "
+        "(STUDY/optuna.db), or postgresql://USER@HOST:PORT/DB",
+    )
+    mlflow_auth: bool = _f(
+        False,
+        "start the launcher's MLflow server with MLflow's basic-auth app; the admin credentials "
+        "are MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD from the environment of the "
+        "launcher and of every Ray node",
+    )
+    mlflow_host: str = _f(
+        "127.0.0.1",
+        "address the launcher's MLflow server binds to (a cluster needs the head's address; "
+        "use it with --mlflow-auth)",
+    )
     experiment: str = _f("", "MLflow experiment name (empty: the space name)")
     study_dir: str = _f("studies", "root folder; the study lives in STUDY_DIR/EXPERIMENT")
     resume: bool = _f(False, "continue an interrupted study in the same study dir")

@@ -86,6 +86,16 @@ def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
         )
 
 
+def _sync_spool(root: Path, c: Any) -> None:
+    """Send the writes that trials spooled while the server was down (they stay on failure)."""
+    from study import spool
+
+    try:
+        spool.sync(root, c, _log)
+    except Exception as e:  # noqa: BLE001 - the spool stays; --resume syncs it
+        _log(f"[study] the spooled MLflow writes could not be synced: {e}; --resume syncs them")
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``timeout``, a scheduler, a shutdown): handled like SIGINT, so that the study
     closes its runs and stops what it started."""
@@ -121,6 +131,7 @@ def run_study(plan: StudyPlan) -> int:
     try:
         preflight.check_study_dir(study)
         preflight.check_local_resources(study)
+        preflight.check_tracking_options(study, plan.space.is_search)
         if study.tracking_uri:
             preflight.check_tracking(study.tracking_uri)
     except ValueError as e:
@@ -147,10 +158,11 @@ def _run_locked(plan: StudyPlan) -> int:
 
     from study import lock as study_lock
     from study import parent as parent_run
-    from study import preflight, record, summary, tracking
+    from study import preflight, record, spool, summary, tracking
     from study.mlflow_server import MlflowServer
     from study.report import write_and_log
     from study.summary import print_summary, results_table
+    from study.supervise import ServerSupervisor
     from study.trainable import StudyContext, run_tune_trial
     from study.tuner import make_tuner
 
@@ -162,11 +174,25 @@ def _run_locked(plan: StudyPlan) -> int:
     if not study.resume:
         record.write(plan)
     t0 = time.time()
-    server = None if study.tracking_uri else MlflowServer(study.root, port=study.mlflow_port)
+    server = None
+    if not study.tracking_uri:
+        server = MlflowServer(
+            study.root,
+            host=study.mlflow_host,
+            port=study.mlflow_port,
+            backend_uri=study.tracking_backend,
+            auth=study.mlflow_auth,
+        )
+        if study.mlflow_host != "127.0.0.1" and not study.mlflow_auth:
+            _log(
+                f"[study] warning: the MLflow server listens on {study.mlflow_host} with no "
+                "authentication; add --mlflow-auth"
+            )
     status, reason, table, report = "FAILED", "", None, None
     c = parent = exp_id = None
     uri = study.tracking_uri
     interrupted = 0
+    supervisor: ServerSupervisor | None = None
     try:
         cluster.init_ray(study)
         signal.signal(signal.SIGTERM, _on_sigterm)  # ray.init installs its own (sys.exit)
@@ -180,8 +206,15 @@ def _run_locked(plan: StudyPlan) -> int:
         if server is not None:
             uri = server.start().uri
             study_lock.record(study.root, "MLflow server", server.pgid)
+            supervisor = ServerSupervisor(
+                server,
+                study.root,
+                _log,
+                on_restart=lambda s: study_lock.record(study.root, "MLflow server", s.pgid),
+            ).__enter__()
         _log(f"[study] MLflow tracking server: {uri}")
         c = tracking.client(uri)
+        spool.sync(study.root, c, _log)  # writes an earlier attempt could not send
         exp_id = tracking.experiment_id(c, study.experiment_name)
         prov = tracking.provenance()
         parent = tracking.parent_run(
@@ -212,6 +245,9 @@ def _run_locked(plan: StudyPlan) -> int:
         )
         table = results_table(make_tuner(plan, trainable, _log).fit())
         _record_timings(plan, table, fresh)
+        if supervisor is not None:
+            supervisor.wait_up()
+        _sync_spool(study.root, c)  # the report reads what the trials recorded
         if (table["status"] == "done").any():
             try:  # the trials are recorded either way: a failed report does not fail the study
                 out = study.root / "report"
@@ -230,7 +266,20 @@ def _run_locked(plan: StudyPlan) -> int:
         status, reason = "FAILED", f"{type(e).__name__}: {e}"
         raise
     finally:
+        if supervisor is not None:
+            supervisor.wait_up()
+        if c is not None:
+            _sync_spool(study.root, c)
         if c is not None and parent is not None:
+            if supervisor is not None and supervisor.restarts:
+                tracking.log_metrics(
+                    c,
+                    parent,
+                    {
+                        "study/server_restarts": len(supervisor.restarts),
+                        "study/server_restart_seconds_max": max(supervisor.restarts),
+                    },
+                )
             n = tracking.close_unfinished_children(
                 c, exp_id, parent, reason or "the study ended first"
             )
@@ -239,6 +288,8 @@ def _run_locked(plan: StudyPlan) -> int:
             tracking.log_metrics(c, parent, {"study/seconds": time.time() - t0})
             tracking.end_run(c, parent, status, reason)
         cluster.shutdown_ray()
+        if supervisor is not None:
+            supervisor.stop()
         if server is not None:
             server.stop()
             study_lock.forget(study.root, "MLflow server")

@@ -1,9 +1,11 @@
-"""A real MLflow tracking server for one study: SQLite backend and proxied artifacts in the
-study dir, bound to 127.0.0.1 unless asked otherwise, started and stopped by the launcher."""
+"""A real MLflow tracking server for one study: SQLite (or a PostgreSQL database the user gives)
+as the backend store and proxied artifacts in the study dir, bound to 127.0.0.1 unless asked
+otherwise, optionally behind MLflow's basic-auth app; started and stopped by the launcher."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,13 +34,37 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
-class MlflowServer:
-    """``mlflow server`` as a child process; use as a context manager."""
+#: The credentials the basic-auth server's admin account takes, from the launcher's environment
+#: (MLflow's clients read the same variables, so the launcher and its workers get through).
+AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
-    def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
+
+#: The server's connection pool to its store. MLflow's default (5, overflow 10) runs dry at about
+#: 30 concurrent writers, on SQLite as on PostgreSQL: requests fail with "QueuePool limit ...
+#: reached" after 30 s (``python -m study.loadtest``: 16 writers held, 32 did not). 80
+#: connections cover the server's 40 request threads twice; 64 writers then hold on both.
+POOL_ENV = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "20", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "60"}
+
+
+class MlflowServer:
+    """``mlflow server`` as a child process, started with :meth:`start`, stopped with
+    :meth:`stop`; :meth:`start` again restarts it on the same store and port."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        backend_uri: str = "",
+        auth: bool = False,
+    ) -> None:
         self.root = Path(root)
         self.host = host
         self.port = port or free_port(host)
+        #: Empty: SQLite in the study dir.
+        self.backend_uri = backend_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+        self.auth = auth
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.root / "mlflow-server.log"
 
@@ -62,7 +88,7 @@ class MlflowServer:
             "mlflow",
             "server",
             "--backend-store-uri",
-            f"sqlite:///{self.root / 'mlflow.db'}",
+            self.backend_uri,
             "--artifacts-destination",
             str(self.root / "mlflow-artifacts"),
             "--serve-artifacts",
@@ -73,9 +99,14 @@ class MlflowServer:
             "--workers",
             "1",
         ]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         # No GenAI job consumers (7 processes of ~240 MB each): a study records runs only.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        for k, v in POOL_ENV.items():  # the user's values win
+            env.setdefault(k, v)
+        if self.auth:
+            cmd += ["--app-name", "basic-auth"]
+            env.update(self._auth_env())
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.proc = subprocess.Popen(
             cmd,
             stdout=log,
@@ -86,6 +117,26 @@ class MlflowServer:
         )
         self._wait_healthy(timeout)
         return self
+
+    def _auth_env(self) -> dict[str, str]:
+        """The basic-auth app's settings: its user store in the study dir (passwords hashed),
+        no permission for any other user by default, and the admin account from the
+        environment (passed to the server process only, never written down)."""
+        user, password = (os.environ.get(k, "") for k in AUTH_ENV)
+        if not user or not password:
+            raise RuntimeError(f"--mlflow-auth needs {' and '.join(AUTH_ENV)} set")
+        ini = self.root / "mlflow-auth.ini"
+        ini.write_text(
+            "[mlflow]\n"
+            "default_permission = NO_PERMISSIONS\n"
+            f"database_uri = sqlite:///{self.root / 'mlflow-auth.db'}\n"
+        )
+        return {
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+            "MLFLOW_AUTH_ADMIN_USERNAME": user,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
+        }
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.time() + timeout

@@ -12,6 +12,11 @@ import urllib.request
 
 from study.config import StudyConfig
 
+#: Backend stores the launcher's server and the Optuna study may use.
+DATABASES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://")
+#: MLflow's basic-auth app refuses shorter admin passwords.
+MIN_PASSWORD = 12
+
 
 def check_study_dir(study: StudyConfig) -> None:
     """The study dir (and its parent folders) can be created and written."""
@@ -99,3 +104,75 @@ def check_cluster_resources(study: StudyConfig, nodes: list[dict]) -> None:
             f"--gpus-per-trial {study.gpus_per_trial:g}: the largest node of the cluster has "
             f"{gpus:g} GPU(s), so no trial could start"
         )
+
+
+def check_database(flag: str, uri: str, timeout: int = 5) -> None:
+    """``uri`` names a database the launcher can use: SQLite, or PostgreSQL that answers within
+    ``timeout`` seconds, with no password written in the URI."""
+    if not uri.startswith(DATABASES):
+        raise ValueError(
+            f"{flag} {uri}: give sqlite:///PATH or postgresql://USER@HOST:PORT/DB (or leave it "
+            "empty for SQLite in the study dir)"
+        )
+    if not uri.startswith("postgresql"):
+        return
+    from urllib.parse import urlsplit
+
+    if urlsplit(uri).password:
+        raise ValueError(
+            f"{flag}: take the password out of the URI (it would show in process lists and "
+            "logs); put it in PGPASSWORD or ~/.pgpass"
+        )
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": timeout})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except ImportError as e:
+        raise ValueError(
+            f"{flag}: PostgreSQL needs its driver ({e}); pip install 'psycopg[binary]'"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any failure to connect is the user's to fix
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{flag} {uri}: cannot connect ({first})") from None
+
+
+def check_tracking_options(study: StudyConfig, is_search: bool) -> None:
+    """The options of the launcher's own server and of the Optuna storage fit together, and the
+    credentials that ``--mlflow-auth`` needs are in the environment."""
+    own = not study.tracking_uri
+    for name in ("tracking_backend", "mlflow_auth"):
+        if getattr(study, name) and not own:
+            raise ValueError(
+                f"--{name.replace('_', '-')} applies to the server the launcher starts; with "
+                "--tracking-uri your server has its own store and authentication"
+            )
+    if study.optuna_storage and study.optuna_storage == study.tracking_backend:
+        raise ValueError(
+            "--optuna-storage: give Optuna a database of its own, not --tracking-backend's "
+            "(MLflow and Optuna each keep their schema version in an alembic_version table)"
+        )
+    if study.tracking_backend:
+        check_database("--tracking-backend", study.tracking_backend)
+    if study.optuna_storage:
+        if not is_search:
+            raise ValueError(
+                f"--optuna-storage applies to search spaces; --space {study.space} is a grid"
+            )
+        check_database("--optuna-storage", study.optuna_storage)
+    if study.mlflow_auth:
+        from study.mlflow_server import AUTH_ENV
+
+        missing = [k for k in AUTH_ENV if not os.environ.get(k)]
+        if missing:
+            raise ValueError(
+                f"--mlflow-auth: set {' and '.join(missing)} in the environment of the launcher "
+                "and of every Ray node (the server's admin account, and how trials log in)"
+            )
+        if len(os.environ[AUTH_ENV[1]]) < MIN_PASSWORD:
+            raise ValueError(
+                f"--mlflow-auth: {AUTH_ENV[1]} must have at least {MIN_PASSWORD} characters "
+                "(MLflow's basic-auth app refuses shorter passwords)"
+            )

@@ -11,7 +11,7 @@ import pandas as pd
 
 from study.plan import StudyPlan
 from study.replicates import seeded
-from study.tracking import RUNS_VIEW
+from study.tracking import RUNS_VIEW, redact
 from trainables.config import from_dict
 
 #: Where the `mlflow ui` command printed for a finished study serves it.
@@ -68,9 +68,10 @@ def print_summary(
     print(f"\nStudy dir: {root}")
     table_path = f"/#/experiments/{exp_id}/{RUNS_VIEW}" if exp_id is not None else ""
     if own_server:
+        backend = redact(study.tracking_backend) or f"sqlite:///{root / 'mlflow.db'}"
         print(
             "Browse the runs in the MLflow UI:\n"
-            f"  mlflow ui --backend-store-uri sqlite:///{root / 'mlflow.db'} "
+            f"  mlflow ui --backend-store-uri {backend} "
             f"--artifacts-destination {root / 'mlflow-artifacts'} --host 127.0.0.1 --port {UI_PORT}\n"
             f"  then open the runs table: {UI_URI}{table_path}"
         )

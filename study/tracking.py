@@ -17,6 +17,13 @@ TRIAL_TAG = "study.trial_id"
 #: "learned" or "fixed" (a baseline): how the report tells them apart.
 ANONYMIZER_KIND_TAG = "anonymizer.kind"
 _SECRET = re.compile(r"(token|password|secret|credential|api_key)", re.IGNORECASE)
+#: ``scheme://user:password@host``: the password of a URI.
+_URI_PASSWORD = re.compile(r"(\w[\w+.-]*://[^/:@\s]*):[^@\s/]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of any URI in it replaced by ``***``."""
+    return _URI_PASSWORD.sub(r"\1:***@", text)
 
 
 #: MLflow's HTTP client retries 7 times with a backoff factor of 2 and a 120 s timeout, about
@@ -105,7 +112,7 @@ def provenance(argv: list[str] | None = None) -> dict[str, str]:
         "mlflow.source.git.commit": commit or "unknown (not a git checkout)",
         "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
         # orig_argv keeps `-m study.launch` as typed (argv[0] would be launch.py's path).
-        "command": shlex.join(sys.orig_argv if argv is None else argv)[:5000],
+        "command": redact(shlex.join(sys.orig_argv if argv is None else argv))[:5000],
         "version.python": platform.python_version(),
     }
     for name in _PACKAGES:
@@ -117,8 +124,9 @@ def provenance(argv: list[str] | None = None) -> dict[str, str]:
 
 
 def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
-    """Params as strings, without anything that looks like a secret."""
-    return {k: str(v)[:6000] for k, v in params.items() if not _SECRET.search(k)}
+    """Params as strings, without anything that looks like a secret: no key that names one, no
+    password of a URI."""
+    return {k: redact(str(v))[:6000] for k, v in params.items() if not _SECRET.search(k)}
 
 
 def log_params(c: Any, run_id: str, params: Mapping[str, Any]) -> None:

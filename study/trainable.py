@@ -3,6 +3,7 @@ one MLflow child run kept in step. It stays thin: the work is ``trainables.trial
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import tempfile
@@ -64,6 +65,7 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
     from study import tracking
     from study.replicates import seeded
     from study.reuse import load_result
+    from study.spool import SpoolingClient
     from trainables.config import from_dict
     from trainables.data import load_data
 
@@ -88,10 +90,13 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
             "status": "running",
         },
     )
-    monitor = _system_metrics(run_id, ctx)
 
     def log(msg: str) -> None:
         print(f"[{trial_id}] {msg}", file=sys.stderr, flush=True)
+
+    # From here on a write the server cannot take waits in the study dir's spool.
+    c = SpoolingClient(c, Path(ctx.root), run_id, log)
+    monitor = _system_metrics(run_id, ctx)
 
     try:
         resume = None
@@ -127,6 +132,9 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
     finally:
         if monitor is not None:
             monitor.finish()
+        # What is still spooled waits for the launcher's sync (or --resume).
+        with contextlib.suppress(Exception):
+            c.flush()
 
 
 def _system_metrics(run_id: str, ctx: StudyContext) -> Any:

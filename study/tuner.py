@@ -25,7 +25,8 @@ def param_space(plan: StudyPlan) -> dict[str, Any]:
 
 
 def tune_config(plan: StudyPlan) -> Any:
-    """Concurrency, and for a search space the Optuna searcher (its study in STUDY/optuna.db)."""
+    """Concurrency, and for a search space the Optuna searcher (its study in STUDY/optuna.db,
+    or in ``--optuna-storage``)."""
     from ray.tune import TuneConfig
 
     study, space = plan.study, plan.space
@@ -34,7 +35,8 @@ def tune_config(plan: StudyPlan) -> Any:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    storage = optuna.storages.RDBStorage(f"sqlite:///{study.root / 'optuna.db'}")
+    url = study.optuna_storage or f"sqlite:///{study.root / 'optuna.db'}"
+    storage = optuna.storages.RDBStorage(url)
     searcher = OptunaSearch(
         metric=list(space.objectives),
         mode=list(space.objectives.values()),

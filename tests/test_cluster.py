@@ -209,3 +209,111 @@ def test_study_runs_trials_on_both_nodes(two_hosts, tmp_path):
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     nodes = {c.data.tags["node"].split("/")[-1] for c in children}
     assert nodes == {HEAD_IP, WORKER_IP}, nodes
+
+
+def _start_ray_nodes(env: dict[str, str]) -> None:
+    ray = str(VENV_BIN / "ray")
+    head = ("--head", f"--node-ip-address={HEAD_IP}", "--port=6379", "--include-dashboard=false")
+    subprocess.run(
+        _in(HEAD_NS, ray, "start", *head, "--num-cpus=1", f"--temp-dir={HEAD_TMP}",
+            "--disable-usage-stats"),
+        check=True, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    subprocess.run(
+        _in(WORKER_NS, ray, "start", f"--address={HEAD_IP}:6379", f"--node-ip-address={WORKER_IP}",
+            "--num-cpus=1", f"--temp-dir={WORKER_TMP}", "--disable-usage-stats"),
+        check=True, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+    def two_nodes() -> bool:
+        r = subprocess.run(
+            _in(HEAD_NS, ray, "status", f"--address={HEAD_IP}:6379"),
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        return r.stdout.count("node_") >= 2
+
+    _wait_for(two_nodes, 90, "the worker node to join the head")
+
+
+_PROBE = """
+import base64, sys, urllib.error, urllib.request
+url, auth = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(url + "/api/2.0/mlflow/experiments/search?max_results=5")
+if auth:
+    req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+try:
+    print(urllib.request.urlopen(req, timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+"""
+
+
+@pytest.mark.heavy
+def test_an_authenticated_server_refuses_strangers_and_lets_the_study_in(two_hosts, tmp_path):
+    """The launcher's own server on the head's address behind MLflow's basic-auth app: a client
+    on the other host without credentials (or with a wrong password) is refused, the study's
+    trials on both hosts get through, and neither the password nor Ray's token lands in any
+    file of the study, any param or any tag."""
+    import re
+
+    password, token = secrets.token_urlsafe(18), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "MLFLOW_TRACKING_USERNAME": "study-admin",
+        "MLFLOW_TRACKING_PASSWORD": password,
+    }
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+    _start_ray_nodes(env)
+    args = launch_args(
+        tmp_path, "--address", f"{HEAD_IP}:6379", "--mlflow-auth", "--mlflow-host", HEAD_IP
+    )
+    log = tmp_path / "launch.log"
+    with log.open("w") as f:
+        proc = subprocess.Popen(
+            _in(HEAD_NS, *args),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    try:
+        pattern = re.compile(r"MLflow tracking server: (http://\S+)")
+        _wait_for(lambda: pattern.search(log.read_text()) or proc.poll() is not None, 300,
+                  "the launcher's MLflow server")  # fmt: skip
+        match = pattern.search(log.read_text())
+        assert match, log.read_text()[-3000:]
+        uri = match.group(1)
+        assert uri.startswith(f"http://{HEAD_IP}:")
+
+        def probe(auth: str) -> str:
+            r = subprocess.run(
+                _in(WORKER_NS, sys.executable, "-c", _PROBE, uri, auth),
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            return r.stdout.strip() or r.stderr[-500:]
+
+        assert probe("") == "401"
+        assert probe("study-admin:wrong-password") == "401"
+        assert probe(f"study-admin:{password}") == "200"
+        assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+    root = tmp_path / "smoke"
+    parents, children = runs(root)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert {c.data.tags["node"].split("/")[-1] for c in children} == {HEAD_IP, WORKER_IP}
+    for run in [*parents, *children]:
+        for k, v in {**run.data.params, **run.data.tags}.items():
+            assert password not in v and token not in v, k
+    text = log.read_text()
+    assert password not in text and token not in text
+    for secret in (password, token):
+        r = subprocess.run(["grep", "-rlaF", "--", secret, str(root)], capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+        assert r.stdout == "", r.stdout

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from study import spool
 from study.lock import StudyLock, record, stop_leftovers
 from study.mlflow_server import MlflowServer
 from tests.study_helpers import launch_args, runs
@@ -282,3 +284,148 @@ def test_a_retry_logs_the_epochs_mlflow_missed(tmp_path):
     for k in ("L_A", "L_T"):
         got = sorted((m.step, m.value) for m in c.get_metric_history(run, f"train/{k}"))
         assert got == [(e, history[e - 1][k]) for e in (1, 2, 3)]
+
+
+def test_spooled_writes_arrive_once_when_the_server_is_back(tmp_path, monkeypatch):
+    """A trial's writes while the server is down wait in the study dir; a sync sends each once,
+    even when a replay is repeated (as after a sync cut short by a kill)."""
+    from mlflow.entities import Param
+
+    from study import tracking
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    root = tmp_path / "study"
+    server = MlflowServer(root).start()
+    try:
+        c = MlflowClient(server.uri)
+        run = c.create_run(c.create_experiment("x")).info.run_id
+        sc = spool.SpoolingClient(c, root, run, log=print)
+        tracking.log_metrics(sc, run, {"train/L_A": 1.0}, step=1)  # the server is up: sent
+        os.killpg(server.pgid, signal.SIGKILL)
+        server.proc.wait(timeout=30)
+        for step in (2, 3):
+            tracking.log_metrics(sc, run, {"train/L_A": 1.0 / step, "top1": 0.5}, step=step)
+        sc.set_tag(run, "status", "done")
+        sc.log_text(run, "a\nb\n", "skipped_files.txt")
+        (tmp_path / "anon.pt").write_bytes(b"weights")
+        sc.log_artifact(run, str(tmp_path / "anon.pt"))
+        sc.set_terminated(run, "FINISHED")
+        assert sc.spooled == 6
+        files = spool.pending(root)
+        assert [f.name for f in files] == [f"{run}.jsonl"]
+        rows = files[0].read_text().splitlines()
+        files[0].write_text("\n".join(rows + rows) + "\n")  # every write twice
+        server.start()  # the same store and port
+        assert spool.sync(root, c, print) == 12
+        assert spool.sync(root, c, print) == 0 and not spool.pending(root)
+        got = sorted((m.step, m.value) for m in c.get_metric_history(run, "train/L_A"))
+        assert got == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
+        assert len(c.get_metric_history(run, "top1")) == 2
+        r = c.get_run(run)
+        assert r.info.status == "FINISHED" and r.data.tags["status"] == "done"
+        assert sorted(a.path for a in c.list_artifacts(run)) == ["anon.pt", "skipped_files.txt"]
+        # A write the server refuses (not an outage) is an error, never spooled.
+        sc = spool.SpoolingClient(c, root, run, log=print)
+        sc.log_batch(run, params=[Param("p", "1")])
+        with pytest.raises(MlflowException, match="(?i)param"):
+            sc.log_batch(run, params=[Param("p", "2")])
+        assert not spool.pending(root)
+    finally:
+        server.stop()
+
+
+def _train_rows(root: Path) -> int:
+    import sqlite3
+
+    if not (root / "mlflow.db").exists():
+        return 0
+    with sqlite3.connect(root / "mlflow.db", timeout=30) as db:
+        return int(
+            db.execute("select count(*) from metrics where key like 'train/%'").fetchone()[0]
+        )
+
+
+def _server_pgid(root: Path) -> int:
+    import json
+
+    return int(json.loads((root / "processes.json").read_text())["MLflow server"])
+
+
+def _wait_until(predicate, proc: subprocess.Popen, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the launcher exited ({proc.returncode}) before {what}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_a_study_whose_server_died_twice_records_every_metric(tmp_path):
+    """The launcher's MLflow server is SIGKILLed twice while trials train: the launcher restarts
+    it on the same store and port and says so, the trials spool what it could not take, and the
+    study ends FINISHED with every epoch and final metric of every trial recorded once."""
+    import re
+
+    epochs = 10
+    args = launch_args(tmp_path, "--set", f"minimax_epochs={epochs}")
+    root = tmp_path / "smoke"
+    log = tmp_path / "launch.log"
+    # Workers give up on a dead server at once, so that their writes go through the spool.
+    env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+    with log.open("w") as f:
+        proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env)
+    try:
+        for n in (1, 2):
+            seen = _train_rows(root) if n == 2 else 0
+            _wait_until(lambda s=seen: _train_rows(root) > s, proc, 400, f"training ({n})")
+            os.killpg(_server_pgid(root), signal.SIGKILL)
+            _wait_until(
+                lambda n=n: len(re.findall("MLflow server is back", log.read_text())) >= n,
+                proc,
+                120,
+                f"restart {n}",
+            )
+        assert proc.wait(timeout=600) == 0, log.read_text()[-4000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+    text = log.read_text()
+    assert text.count("the MLflow server died") == 2, text[-4000:]
+    restarts = [float(s) for s in re.findall(r"MLflow server is back after ([\d.]+) s", text)]
+    assert len(restarts) == 2
+    assert not spool.pending(root)
+    parents, children = runs(root)
+    assert parents[0].info.status == "FINISHED"
+    assert parents[0].data.metrics["study/server_restarts"] == 2
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    server = MlflowServer(root).start()
+    try:
+        mc = MlflowClient(server.uri)
+        for ch in children:
+            for key in ("train/L_A", "train/L_T", "train/L_B"):
+                steps = sorted(m.step for m in mc.get_metric_history(ch.info.run_id, key))
+                assert steps == list(range(1, epochs + 1)), (key, steps)
+            for key in ("top1", "cmap", "f1", "seconds"):
+                assert len(mc.get_metric_history(ch.info.run_id, key)) == 1, key
+            assert mc.list_artifacts(ch.info.run_id)
+    finally:
+        server.stop()
+    spooled = len(re.findall(r"keeping this run's writes", text))
+    _figure("seconds to restart the MLflow server (max of 2 kills)", max(restarts))
+    _figure("trial runs that spooled writes during 2 server deaths", spooled)
+
+
+def test_uri_passwords_never_reach_params_or_tags():
+    from study.tracking import provenance, safe_params
+
+    params = safe_params(
+        {"study.tracking_backend": "postgresql://bob:hunter2@db:5432/x", "api_token": "t0k"}
+    )
+    assert params == {"study.tracking_backend": "postgresql://bob:***@db:5432/x"}
+    argv = ["python", "-m", "study.launch", "--optuna-storage", "postgresql://bob:hunter2@db/o"]
+    command = provenance(argv)["command"]
+    assert "hunter2" not in command and "postgresql://bob:***@db/o" in command
