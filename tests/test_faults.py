@@ -56,6 +56,27 @@ def test_a_study_dir_that_is_a_file_is_refused_before_anything_starts(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_a_study_dir_on_a_read_only_filesystem_is_refused(tmp_path):
+    """A read-only tmpfs mounted in a mount namespace of the launcher's own: read-only for root
+    too (permission bits are not, which is why the suite, running as root, tests this case)."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.fail("util-linux's unshare is needed for this test")
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    script = (
+        f"mount -t tmpfs -o ro,size=1m tmpfs {mnt} && exec {shlex.join(LAUNCH)} "
+        f"--study-dir {mnt / 'studies'}"
+    )
+    r = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "cannot write the study in" in r.stderr and "Read-only file system" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_an_unreachable_tracking_server_is_refused_within_seconds(tmp_path):
     r, seconds = _launch("--study-dir", str(tmp_path), "--tracking-uri", "http://127.0.0.1:9")
     assert r.returncode == 2, r.stderr
