@@ -39,7 +39,7 @@ def check_study_dir(study: StudyConfig) -> None:
         ) from e
 
 
-def check_tracking(uri: str, timeout: float = 8.0) -> None:
+def check_tracking(uri: str, timeout: float = 6.0) -> None:
     """An ``http(s)`` tracking server answers ``/health`` within ``timeout`` seconds."""
     if not uri.startswith(("http://", "https://")):
         raise ValueError(

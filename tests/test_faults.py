@@ -81,7 +81,9 @@ def test_an_unreachable_tracking_server_is_refused_within_seconds(tmp_path):
     r, seconds = _launch("--study-dir", str(tmp_path), "--tracking-uri", "http://127.0.0.1:9")
     assert r.returncode == 2, r.stderr
     assert "--tracking-uri http://127.0.0.1:9: no MLflow server answered" in r.stderr
-    assert seconds < 20, seconds  # 8 s of tries, then the error; no Ray was started
+    assert seconds < 20, seconds  # 6 s of tries, then the error; no Ray was started (a
+    # figure, not a timing goal: loaded CI machines start Python slowly)
+    _figure("seconds until a dead --tracking-uri is refused", round(seconds, 1))
     assert "[study]" not in r.stderr and "Traceback" not in r.stderr
 
 
