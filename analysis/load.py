@@ -9,6 +9,7 @@ import pandas as pd
 from analysis.columns import CONFIG as CONFIG_COLUMNS
 from analysis.columns import FLOAT_CONFIG
 from analysis.columns import METRICS as METRIC_COLUMNS
+from analysis.robustness import is_per_model
 
 #: The tag in which each trial records "learned" or "fixed" (a baseline) for its anonymizer.
 KIND_TAG = "tags.anonymizer.kind"
@@ -105,8 +106,9 @@ def trials_from_mlflow(experiment: str, tracking_uri: str, parent: str = "") -> 
     out = pd.DataFrame({"run_id": runs["run_id"], "status": runs["status"]})
     for col in runs.columns:
         for prefix in ("params.", "metrics."):
-            if col.startswith(prefix) and "/" not in col:
-                out[col[len(prefix) :]] = runs[col].to_numpy()
+            name = col[len(prefix) :]
+            if col.startswith(prefix) and ("/" not in name or is_per_model(name)):
+                out[name] = runs[col].to_numpy()
     if "tags.node" in runs:
         out["node"] = runs["tags.node"].to_numpy()
     if KIND_TAG in runs:  # what each trial recorded of its anonymizer

@@ -30,6 +30,7 @@ from analysis.recommend import (
     recommend,
     sanity_warnings,
 )
+from analysis.robustness import robustness_markdown, robustness_table
 
 
 @dataclass
@@ -169,8 +170,10 @@ def summary_markdown(data: ReportData, title: str, parent: str = "", tracking_ur
     lines += [
         "",
         f"Hypervolume of the configuration means (reference {ref}): {data.hypervolume:.5f}",
+        "",
+        *robustness_markdown(robustness_table(data.trials)),
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def write_report(
@@ -290,6 +293,12 @@ def _html(title: str, data: ReportData, figs: dict, parent: str, tracking_uri: s
     parts.append(f"<h2>Configurations (mean and std over seeds)</h2>{table}")
     ref = ", ".join(f"{k} = {v:g}" for k, v in data.reference.items())
     parts.append(f"<p>Hypervolume of the means (reference {ref}): {data.hypervolume:.5f}</p>")
+    across = robustness_table(data.trials)
+    if not across.empty:
+        parts.append(
+            '<h2 id="across-models">Across fresh target models (Tables 5/7/8)</h2>'
+            + across.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+        )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>"
         + html.escape(title)

@@ -38,6 +38,8 @@ class SearchSpace:
     ranges: dict[str, Range] = field(default_factory=dict)
     objectives: dict[str, str] = field(default_factory=dict)
     num_samples: int = 1
+    #: The Optuna sampler of a search (``study.search.SAMPLERS``); ``--sampler`` overrides it.
+    sampler: str = "tpe"
 
     @property
     def is_search(self) -> bool:
@@ -103,6 +105,40 @@ def backbones() -> SearchSpace:
     )
 
 
+@_space(
+    "robustness",
+    "Tables 5/7/8 on CPU models: f_A trained once per B in {.05,.1,.2} at lambda = 1, evaluated "
+    "by 3 fresh f_T' and 3 fresh f_B'",
+)
+def robustness() -> SearchSpace:
+    return SearchSpace(
+        "robustness",
+        grid={"B": [0.05, 0.1, 0.2]},
+        fixed={
+            "lam": 1.0,
+            "eval_action_models": "x3d_tiny,i3d_r50_tiny",
+            "eval_privacy_models": "resnet10_tiny,resnet18",
+        },
+    )
+
+
+@_space(
+    "robustness_paper",
+    "Tables 5/7/8 with the paper's models: f_T' R3D-18, R(2+1)D-18, MC3-18 besides f_T; f_B' "
+    "ResNet-18/34/50/101/152 besides f_B; B in {.3,.5,.7} at lambda = 1",
+)
+def robustness_paper() -> SearchSpace:
+    return SearchSpace(
+        "robustness_paper",
+        grid={"B": [0.3, 0.5, 0.7]},
+        fixed={
+            "lam": 1.0,
+            "eval_action_models": "r3d_18,r2plus1d_18,mc3_18",
+            "eval_privacy_models": "resnet18,resnet34,resnet50,resnet101,resnet152",
+        },
+    )
+
+
 @_space("baselines", "the fixed anonymizers: raw, downsampling, blur, blackening")
 def baselines() -> SearchSpace:
     from trainables.anonymizers import fixed_anonymizers  # torch: only when this space is built
@@ -115,8 +151,8 @@ def baselines() -> SearchSpace:
 
 @_space(
     "pareto_search",
-    "Optuna multi-objective search (Ray's default sampler): max Top-1, min cMAP over B, "
-    "lambda and the game's learning rates",
+    "Optuna multi-objective search (multivariate TPE with a constant liar; --sampler to "
+    "change it): max Top-1, min cMAP over B, lambda and the game's learning rates",
 )
 def pareto_search() -> SearchSpace:
     return SearchSpace(

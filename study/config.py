@@ -55,6 +55,11 @@ class StudyConfig:
     study_dir: str = _f("studies", "root folder; the study lives in STUDY_DIR/EXPERIMENT")
     resume: bool = _f(False, "continue an interrupted study in the same study dir")
     max_failures: int = _f(2, "retries of a failed trial (it resumes from its checkpoint)")
+    sampler: str = _f(
+        "",
+        "Optuna sampler of a search space: tpe, gp, nsga2 or random (empty: the space's own); "
+        "grids refuse it",
+    )
     num_samples: int = _f(
         0, "configurations a search space samples (0: the space's own number); grids refuse it"
     )

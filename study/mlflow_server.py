@@ -4,6 +4,7 @@ otherwise, optionally behind MLflow's basic-auth app; started and stopped by the
 
 from __future__ import annotations
 
+import http.client
 import os
 import secrets
 import signal
@@ -34,6 +35,10 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
+class ServerExited(RuntimeError):
+    """The server process ended before it answered its health check."""
+
+
 #: The credentials the basic-auth server's admin account takes, from the launcher's environment
 #: (MLflow's clients read the same variables, so the launcher and its workers get through).
 AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
@@ -61,6 +66,7 @@ class MlflowServer:
     ) -> None:
         self.root = Path(root)
         self.host = host
+        self._auto_port = not port
         self.port = port or free_port(host)
         #: Empty: SQLite in the study dir.
         self.backend_uri = backend_uri or f"sqlite:///{self.root / 'mlflow.db'}"
@@ -80,6 +86,22 @@ class MlflowServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 90.0) -> MlflowServer:
+        """Start the server and wait for its health check. On a first start with a port of
+        our choosing, a port taken meanwhile (Ray's services start on random ports) is
+        replaced by another; a restart keeps its port, which the trials know."""
+        first, attempts = self.proc is None, 3
+        for attempt in range(1, attempts + 1):
+            self._spawn()
+            try:
+                self._wait_healthy(timeout)
+                return self
+            except ServerExited:
+                if not (first and self._auto_port) or attempt == attempts:
+                    raise
+                self.port = free_port(self.host)
+        return self
+
+    def _spawn(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "mlflow-artifacts").mkdir(exist_ok=True)
         cmd = [
@@ -115,8 +137,6 @@ class MlflowServer:
             env=env,
             preexec_fn=_die_with_parent,
         )
-        self._wait_healthy(timeout)
-        return self
 
     def _auth_env(self) -> dict[str, str]:
         """The basic-auth app's settings: its user store in the study dir (passwords hashed),
@@ -142,15 +162,15 @@ class MlflowServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
+                raise ServerExited(
                     f"the MLflow server exited with {self.proc.returncode}; see {self.log_path}"
                 )
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
                     if r.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            except (urllib.error.URLError, http.client.HTTPException, OSError):
+                pass  # not up yet, or another program on the port (the server then exits)
             time.sleep(0.5)
         self.stop()
         raise RuntimeError(

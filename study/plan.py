@@ -123,6 +123,17 @@ def plan_study(study: StudyConfig) -> StudyPlan:
             "once per seed; --num-samples applies to search spaces (use --seeds N for "
             "replicates)"
         )
+    if study.sampler:
+        if not space.is_search:
+            raise ValueError(
+                f"--sampler: {space.name} is a grid; --sampler applies to search spaces"
+            )
+        from study.search import SAMPLERS
+
+        try:
+            SAMPLERS.check(study.sampler)
+        except ValueError as e:
+            raise ValueError(f"--sampler: {e}") from None
     base = {"scale": study.scale, "dataset": study.dataset, **assigned}
     overlap = sorted(set(base) & (set(space.grid) | set(space.ranges) | set(space.fixed)))
     if overlap:

@@ -13,7 +13,17 @@ from trainables.config import flag
 
 #: Study flags that change what the trials compute. The others (concurrency, resources, ports,
 #: retries, reuse) may differ on --resume.
-DEFINING = ("space", "space_module", "scale", "dataset", "seeds", "num_samples", "set", "grid")
+DEFINING = (
+    "space",
+    "space_module",
+    "scale",
+    "dataset",
+    "seeds",
+    "num_samples",
+    "sampler",
+    "set",
+    "grid",
+)
 FILE = "study.json"
 
 
@@ -38,7 +48,7 @@ def differences(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """One line per defining flag whose value differs, as ``--flag: stored -> now``."""
     lines = []
     for k in sorted(set(stored) | set(now)):
-        if k == "base":
+        if k == "base" or k not in stored:  # a flag newer than the record: not set then
             continue
         if stored.get(k) != now.get(k):
             lines.append(f"{flag(k)}: {stored.get(k)!r} when started, {now.get(k)!r} now")

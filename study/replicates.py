@@ -39,12 +39,14 @@ def repeater(searcher: Any, seeds: int) -> Any:
             names = metrics if isinstance(metrics, list) else [metrics]
             row = tuple(float((result or {}).get(n, np.nan)) for n in names)
             group.report(trial_id, row)
+            runs = self.__dict__.setdefault("_run_ids", {}).setdefault(group.primary_trial_id, [])
+            if (result or {}).get("mlflow_run_id"):
+                runs.append(str(result["mlflow_run_id"]))
             if group.finished_reporting():
                 mean = np.nanmean(np.array(group.scores(), dtype=float), axis=0)
-                self.searcher.on_trial_complete(
-                    group.primary_trial_id,
-                    result={n: float(v) for n, v in zip(names, mean, strict=True)},
-                    **kwargs,
-                )
+                averaged: dict[str, Any] = {n: float(v) for n, v in zip(names, mean, strict=True)}
+                if runs:  # the runs of every seed, for the searcher's records
+                    averaged["mlflow_run_id"] = ",".join(runs)
+                self.searcher.on_trial_complete(group.primary_trial_id, result=averaged, **kwargs)
 
     return _MultiObjectiveRepeater(searcher, repeat=seeds)

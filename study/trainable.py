@@ -192,7 +192,9 @@ def _train(
 
     result = run_trial(cfg, data=data, shared=shared, on_epoch=on_epoch, resume=resume, log=log)
     final = {k: float(getattr(result, k)) for k in FINAL_METRICS}
-    _log_outcome(c, run_id, cfg, data, final, result.ap, result.anonymizer)
+    _log_outcome(
+        c, run_id, cfg, data, {**final, **result.model_metrics()}, result.ap, result.anonymizer
+    )
     if ctx.reuse:
         save_result(Path(ctx.root), cfg, result, trial_id, run_id)
     return final
@@ -233,9 +235,10 @@ def _log_stored(
         tracking.log_metrics(c, run_id, named, step=epoch)
     final = {k: float(stored.summary[k]) for k in FINAL_METRICS if k != "seconds"}
     final["seconds"] = seconds
+    per_model = {k: float(v) for k, v in stored.summary.items() if "/" in k}
     anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
     anon.load_state_dict(stored.anon_state)
-    _log_outcome(c, run_id, cfg, data, final, stored.ap, anon)
+    _log_outcome(c, run_id, cfg, data, {**final, **per_model}, stored.ap, anon)
     c.set_tag(run_id, "reused_from", stored.source_trial)
     c.set_tag(run_id, "reused_from_run", stored.source_run)
     return final

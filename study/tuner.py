@@ -33,21 +33,22 @@ def tune_config(plan: StudyPlan) -> Any:
     if not space.is_search:
         return TuneConfig(max_concurrent_trials=study.max_concurrent)
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from study.search import build_sampler, searcher
 
     url = study.optuna_storage or f"sqlite:///{study.root / 'optuna.db'}"
     storage = optuna.storages.RDBStorage(url)
-    searcher = OptunaSearch(
+    search = searcher(
         metric=list(space.objectives),
         mode=list(space.objectives.values()),
         storage=storage,
         study_name=study.experiment_name,
-        seed=0,
+        sampler=build_sampler(study.sampler or space.sampler, plan.samples, seed=0),
     )
     from study.replicates import repeater
 
     return TuneConfig(
-        search_alg=repeater(searcher, study.seeds),
+        search_alg=repeater(search, study.seeds),
         num_samples=plan.num_trials,
         max_concurrent_trials=study.max_concurrent,
     )

@@ -136,3 +136,55 @@ def test_rankings_with_a_single_front_point():
     pick = rank_ideal_distance(df)
     assert pick.B == 0.6 and pick.score == 0.0  # the only front point is the ideal itself
     assert rank_topsis(df).B == 0.6
+
+
+def test_the_cross_model_table_has_the_raw_reference_and_each_configuration(tmp_path):
+    """Tables 5/7/8: per fresh model, the raw reference and each configuration's mean over
+    seeds; the loader keeps the per-model metrics of the runs (and not the curves)."""
+    from mlflow.tracking import MlflowClient
+
+    from analysis.load import trials_from_mlflow
+    from analysis.report import analyse, summary_markdown
+    from analysis.robustness import models_of, robustness_table
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = MlflowClient(uri)
+    exp = c.create_experiment("robustness")
+    for b, seed, t_a, t_b, c_a, c_b in (
+        (0.1, 0, 0.8, 0.6, 0.5, 0.7),
+        (0.1, 1, 0.6, 0.4, 0.3, 0.5),
+        (0.2, 0, 0.5, 0.3, 0.2, 0.4),
+    ):
+        run = c.create_run(exp, tags={"study.role": "trial"}).info.run_id
+        params = {"B": b, "lam": 1.0, "seed": seed, "anonymizer": "unetpp_tiny",
+                  "action_model": "x3d_tiny", "eval_action_model": "c3d_tiny",
+                  "privacy_model": "resnet8_full", "eval_privacy_model": ""}  # fmt: skip
+        for k, v in params.items():
+            c.log_param(run, k, v)
+        metrics = {
+            "top1": t_a, "cmap": c_a, "f1": 0.5, "raw_top1": 0.9, "raw_cmap": 0.8, "raw_f1": 0.5,
+            "top1/c3d_tiny": t_a, "top1/x3d_tiny": t_b, "top1/mean": (t_a + t_b) / 2,
+            "top1/worst": min(t_a, t_b), "raw_top1/c3d_tiny": 0.9, "raw_top1/x3d_tiny": 0.7,
+            "cmap/resnet8_full": c_a, "cmap/resnet18": c_b, "cmap/worst": max(c_a, c_b),
+            "raw_cmap/resnet8_full": 0.8, "raw_cmap/resnet18": 0.9, "train/L_A": 1.0,
+        }  # fmt: skip
+        for k, v in metrics.items():
+            c.log_metric(run, k, v)
+        c.set_terminated(run)
+    df = trials_from_mlflow("robustness", uri)
+    assert "top1/x3d_tiny" in df and "raw_cmap/resnet18" in df and "train/L_A" not in df
+    # The trials' own fresh models first (eval_action_model, else action_model).
+    assert models_of(df, "top1") == ["c3d_tiny", "x3d_tiny", "mean", "worst"]
+    assert models_of(df, "cmap") == ["resnet8_full", "resnet18", "worst"]
+    table = robustness_table(df).set_index(["metric", "model"])
+    assert list(table.columns) == ["raw", "B=0.1", "B=0.2"]  # named by what varies
+    row = table.loc[("top1", "x3d_tiny")]
+    assert row["raw"] == pytest.approx(0.7)
+    assert row.iloc[1] == pytest.approx(0.5) and row.iloc[2] == pytest.approx(0.3)
+    assert table.loc[("cmap", "worst")].iloc[1] == pytest.approx(0.6)
+    md = summary_markdown(analyse(df), "robustness")
+    assert "## Across fresh target models" in md and "| top1 | x3d_tiny | 0.7000 |" in md
+    # A study without extra models has no such table.
+    plain = df[[col for col in df.columns if "/" not in col]]
+    assert robustness_table(plain).empty
+    assert "Across fresh target models" not in summary_markdown(analyse(plain), "plain")

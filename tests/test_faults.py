@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -452,3 +453,40 @@ def test_uri_passwords_never_reach_params_or_tags():
     argv = ["python", "-m", "study.launch", "--optuna-storage", "postgresql://bob:hunter2@db/o"]
     command = provenance(argv)["command"]
     assert "hunter2" not in command and "postgresql://bob:***@db/o" in command
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(tmp_path):
+    """The launcher picks a free port, then starts Ray (whose services take random ports), then
+    the server: a port taken meanwhile, here by a program that answers in another protocol, is
+    replaced by another free port instead of failing the study."""
+    import socket
+    import threading
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    stop = threading.Event()
+
+    def answer_junk() -> None:  # like a gRPC server: binary frames, not HTTP
+        squatter.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                conn, _ = squatter.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"\x00\x00\x18\x04\x00\x00\x00\x00\x00")
+
+    threading.Thread(target=answer_junk, daemon=True).start()
+    server = MlflowServer(tmp_path / "study")
+    taken = squatter.getsockname()[1]
+    server.port = taken  # what the race leaves: the chosen port has another owner
+    try:
+        server.start()
+        assert server.port != taken
+        with urllib.request.urlopen(f"{server.uri}/health", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        server.stop()
+        stop.set()
+        squatter.close()

@@ -107,3 +107,33 @@ def test_launch_rejects_bad_input_before_starting_anything(tmp_path):
         "--resume",
     ):
         assert flag in h.stdout
+
+
+def test_samplers_for_small_budgets():
+    import optuna
+
+    from study.search import SAMPLERS, build_sampler, startup_trials
+
+    assert set(SAMPLERS.names()) == {"tpe", "gp", "nsga2", "random"}
+    assert [startup_trials(n) for n in (4, 12, 40, 400)] == [2, 3, 10, 10]
+    tpe = build_sampler("tpe", 12)
+    assert isinstance(tpe, optuna.samplers.TPESampler)
+    # Random for 3 of 12 trials (Optuna's default would be 10), a liar for parallel trials.
+    assert tpe._n_startup_trials == 3 and tpe._constant_liar and tpe._multivariate
+    assert isinstance(build_sampler("nsga2", 12), optuna.samplers.NSGAIISampler)
+    assert get_space("pareto_search").sampler == "tpe"
+    # Every sampler proposes within the ranges, for two objectives.
+    for name in SAMPLERS.names():
+        study = optuna.create_study(
+            directions=["maximize", "minimize"], sampler=build_sampler(name, 4)
+        )
+        study.optimize(lambda t: (t.suggest_float("B", 0, 1), t.suggest_float("lam", 0, 2)), 5)
+        assert all(0 <= t.params["B"] <= 1 for t in study.trials), name
+
+
+def test_sampler_flag_is_checked():
+    assert plan_study(StudyConfig(space="pareto_search", sampler="nsga2")).study.sampler == "nsga2"
+    with pytest.raises(ValueError, match="--sampler: penalty_grid is a grid"):
+        plan_study(StudyConfig(space="penalty_grid", sampler="tpe"))
+    with pytest.raises(ValueError, match="--sampler: unknown sampler 'cma'; valid samplers"):
+        plan_study(StudyConfig(space="pareto_search", sampler="cma"))

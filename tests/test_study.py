@@ -61,7 +61,12 @@ def smoke_study(tmp_path_factory) -> Launched:
     seen: set[tuple[str, int, int]] = set()
     with log.open("w") as f:
         proc = subprocess.Popen(
-            launch_args(tmp), stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            # A second fresh f_T' scores each f_A* too: cross-model evaluation, recorded.
+            launch_args(tmp, "--set", "eval_action_models=x3d_tiny"),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         try:
             deadline = time.time() + 600
@@ -100,6 +105,11 @@ def test_smoke_study_records_everything_and_stays_on_loopback(smoke_study):
         assert r.data.tags["seed"] == "0" and r.data.tags["node"]
         for k in ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1"):
             assert 0.0 <= r.data.metrics[k] <= 1.0
+        # Each fresh f_T' scored the same f_A*; top1 stays the trial's own f_T''s.
+        m = r.data.metrics
+        assert m["top1/c3d_tiny"] == m["top1"] and 0.0 <= m["top1/x3d_tiny"] <= 1.0
+        assert m["top1/worst"] == min(m["top1/c3d_tiny"], m["top1/x3d_tiny"])
+        assert m["raw_top1/c3d_tiny"] == m["raw_top1"] and "raw_top1/x3d_tiny" in m
         assert r.data.params["B"] == "0.1" and r.data.params["scale"] == "smoke"
         steps = c.get_metric_history(r.info.run_id, "train/L_A")
         assert [m.step for m in steps] == [1, 2]
@@ -151,6 +161,7 @@ def test_smoke_study_records_everything_and_stays_on_loopback(smoke_study):
     assert sorted(trials["run_id"]) == sorted(r.info.run_id for r in children)
     summary = (root / "report" / "summary.md").read_text()
     assert parents[0].info.run_id in summary and f"`{chosen}`" in summary
+    assert "## Across fresh target models" in summary and "| top1 | x3d_tiny |" in summary
     # The calibration of the data is on the parent run, for the report's B axes.
     assert (
         parents[0].data.metrics["calibration/flatten"]
@@ -254,8 +265,43 @@ def test_pareto_search_goes_through_optuna_with_persistent_storage(tmp_path):
         mean = sum(c.data.metrics[k] for c in children) / 2
         assert done[0].values[i] == pytest.approx(mean)
     t = done[0]
+    # The Optuna trial names its MLflow runs, one per seed (what optuna-dashboard shows).
+    assert sorted(t.user_attrs["mlflow_run_ids"].split(",")) == sorted(
+        c.info.run_id for c in children
+    )
     assert 0 <= t.params["B"] <= 1 and 0 <= t.params["lam"] <= 2
     assert float(children[0].data.params["B"]) == pytest.approx(t.params["B"])
+    _check_optuna_dashboard(root, children[0].info.run_id)
+
+
+def _check_optuna_dashboard(root, run_id: str) -> None:  # noqa: ANN001
+    """The README's optuna-dashboard command serves the study, its trial naming its runs."""
+    from study.mlflow_server import free_port
+
+    port = free_port()
+    cmd = [str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///{root / 'optuna.db'}"]
+    proc = subprocess.Popen(
+        [*cmd, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/api"
+        studies = None
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"{base}/studies", timeout=2) as r:
+                    studies = json.load(r)["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, "optuna-dashboard did not answer"
+        (study,) = [s for s in studies if s["study_name"] == "pareto_search"]
+        with urllib.request.urlopen(f"{base}/studies/{study['study_id']}", timeout=10) as r:
+            assert run_id in r.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_a_crashing_trial_ends_failed_with_its_reason(tmp_path):

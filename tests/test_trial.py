@@ -217,3 +217,42 @@ def test_minimax_runs_batch_norm_as_the_released_code(tiny_cfg):
     assert all(training == (n == "f_A") for n, training in step1)
     assert {n for n, _ in rest} == {"f_A", "f_T", "f_B"}
     assert all(training == (n != "f_A") for n, training in rest)
+
+
+def test_cross_model_evaluation_scores_one_anonymizer_with_each_fresh_model(tiny_cfg):
+    """f_A* is trained once and scored by every listed f_T' and f_B', each seeded like the
+    first; the first model's scores stay the trial's top1/cmap/f1, the same as without the
+    extra models; the raw reference has the same per-model keys."""
+    from trainables.data import load_data
+
+    data = load_data(tiny_cfg, lambda m: None)
+    plain = run_trial(tiny_cfg, data=data, log=lambda m: None)
+    cfg = dataclasses.replace(
+        tiny_cfg, eval_action_models="x3d_tiny", eval_privacy_models="resnet10_tiny, resnet8_full"
+    )
+    logs: list[str] = []
+    res = run_trial(cfg, data=data, log=logs.append)
+    first_a, first_p = tiny_cfg.target_action_model, tiny_cfg.target_privacy_model
+    assert cfg.action_eval_models == [first_a, "x3d_tiny"]
+    assert cfg.privacy_eval_models == [first_p, "resnet10_tiny"]  # the first is not repeated
+    assert (res.top1, res.cmap, res.f1) == (plain.top1, plain.cmap, plain.f1)
+    assert (res.raw_top1, res.raw_cmap) == (plain.raw_top1, plain.raw_cmap)
+    assert plain.models == {} and plain.raw_models == {}
+    m = res.models
+    assert m[f"top1/{first_a}"] == res.top1 and m[f"cmap/{first_p}"] == res.cmap
+    top1s = [m[f"top1/{first_a}"], m["top1/x3d_tiny"]]
+    cmaps = [m[f"cmap/{first_p}"], m["cmap/resnet10_tiny"]]
+    assert m["top1/mean"] == pytest.approx(sum(top1s) / 2) and m["top1/worst"] == min(top1s)
+    assert m["cmap/mean"] == pytest.approx(sum(cmaps) / 2) and m["cmap/worst"] == max(cmaps)
+    assert set(res.raw_models) == set(m) and f"f1/{first_p}" in m
+    assert all(0.0 <= v <= 1.0 for v in [*m.values(), *res.raw_models.values()])
+    assert "raw_top1/x3d_tiny" in res.summary()
+    # One game: the minimax epochs ran once.
+    assert sum(line.startswith("[minimax] epoch 1/") for line in logs) == 1
+
+
+def test_cross_model_lists_are_validated(tiny_cfg):
+    from trainables.catalog import validate
+
+    with pytest.raises(ValueError, match="--eval-action-models: unknown action model 'r4d'"):
+        validate(dataclasses.replace(tiny_cfg, eval_action_models="x3d_tiny,r4d"))

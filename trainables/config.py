@@ -53,9 +53,20 @@ class Spec:
     choices: tuple[Any, ...] = ()
     registry: str = ""
     optional: bool = False
+    #: The value is comma-separated names of ``registry`` ('' for none).
+    many: bool = False
 
     def problem(self, flag: str, value: Any, registries: Mapping[str, Collection[str]]) -> str:
         """What is wrong with ``value``, or ''."""
+        if self.registry and self.many:
+            known = registries[self.registry]
+            bad = [v for v in split_names(value) if v not in known]
+            if not bad:
+                return ""
+            return (
+                f"{flag}: unknown {self.registry} {', '.join(map(repr, bad))}; valid: "
+                f"{', '.join(sorted(known))}"
+            )
         if self.registry:
             if self.optional and value == "":
                 return ""
@@ -77,6 +88,11 @@ class Spec:
             return f"{flag} must lie in {lo}, {self.max:g}]{why}, got {value}"
         bound = f">= {self.min:g}" if self.min is not None else f"> {self.gt:g}"
         return f"{flag} must be {bound}{why}, got {value}"
+
+
+def split_names(value: str) -> list[str]:
+    """``"a, b,,c"`` as ``["a", "b", "c"]``: a comma-separated list field."""
+    return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
 def param(default: Any, help: str, *, stage: str | tuple[str, ...], **spec: Any) -> Any:
@@ -149,6 +165,24 @@ class TrialConfig:
         stage=_EVAL,
         registry="privacy model",
         optional=True,
+    )
+    eval_action_models: str = _f(
+        "",
+        "more fresh action models f_T' that evaluate the same f_A*, comma-separated (e.g. "
+        "r3d_18,r2plus1d_18): top1/<model> for each and eval_action_model, their mean and "
+        "worst; top1 stays eval_action_model's",
+        stage=_EVAL,
+        registry="action model",
+        many=True,
+    )
+    eval_privacy_models: str = _f(
+        "",
+        "more fresh privacy models f_B' that evaluate the same f_A*, comma-separated (e.g. "
+        "resnet18,resnet50): cmap/<model> and f1/<model> for each and eval_privacy_model, the "
+        "mean and worst cMAP; cmap stays eval_privacy_model's",
+        stage=_EVAL,
+        registry="privacy model",
+        many=True,
     )
     # Data geometry and sizes.
     size: int = _f(32, "frame height and width in pixels", stage=_DATA, min=16)
@@ -281,6 +315,19 @@ class TrialConfig:
     @property
     def target_privacy_model(self) -> str:
         return self.eval_privacy_model or self.privacy_model
+
+    @property
+    def action_eval_models(self) -> list[str]:
+        """Every fresh f_T' of the evaluation: ``target_action_model`` first."""
+        return list(
+            dict.fromkeys([self.target_action_model, *split_names(self.eval_action_models)])
+        )
+
+    @property
+    def privacy_eval_models(self) -> list[str]:
+        """Every fresh f_B' of the evaluation: ``target_privacy_model`` first."""
+        names = [self.target_privacy_model, *split_names(self.eval_privacy_models)]
+        return list(dict.fromkeys(names))
 
 
 #: Fields that name a local file to load.

@@ -41,6 +41,22 @@ class EvalResult:
     #: test labels and the attributes' prevalence on the privacy test set.
     chance_top1: float = float("nan")
     chance_cmap: float = float("nan")
+    #: With more than one fresh model (``eval_action_models``/``eval_privacy_models``): each
+    #: model's score (``top1/<model>``, ``cmap/<model>``, ``f1/<model>``) and, per metric, the
+    #: ``mean`` and the ``worst`` (lowest Top-1, highest cMAP) over the models.
+    models: dict[str, float] = field(default_factory=dict)
+
+
+def across_models(scores: dict[str, float], metric: str, worst: str) -> dict[str, float]:
+    """``metric/<model>`` scores with their ``metric/mean`` and ``metric/worst`` (``worst``:
+    'min' or 'max')."""
+    values = list(scores.values())
+    pick = min if worst == "min" else max
+    return {
+        **{f"{metric}/{m}": v for m, v in scores.items()},
+        f"{metric}/mean": sum(values) / len(values),
+        f"{metric}/worst": pick(values),
+    }
 
 
 @torch.no_grad()
@@ -76,14 +92,15 @@ def train_action_target(
     log: Log,
     flip_labels: torch.Tensor | None = None,
     test_video: torch.Tensor | None = None,
+    name: str = "",
 ) -> float:
-    """Train a fresh f_T' and return its Top-1 on the test clips (on the test videos, averaging
-    the softmax over each video's clips, when ``test_video`` says which clip is whose)."""
-    model = build_action_model(
-        cfg.target_action_model, num_classes=num_classes, frames=cfg.frames, size=cfg.size
-    )
-    if cfg.action_weights and cfg.target_action_model == cfg.action_model:
-        load_weights(model, cfg.action_weights, "f_T' (" + cfg.target_action_model + ")", log)
+    """Train a fresh f_T' (``name``, default ``cfg.target_action_model``) and return its Top-1
+    on the test clips (on the test videos, averaging the softmax over each video's clips, when
+    ``test_video`` says which clip is whose)."""
+    name = name or cfg.target_action_model
+    model = build_action_model(name, num_classes=num_classes, frames=cfg.frames, size=cfg.size)
+    if cfg.action_weights and name == cfg.action_model:
+        load_weights(model, cfg.action_weights, "f_T' (" + name + ")", log)
     model = model.to(rt.device)
     fit_action_classifier(
         model,
@@ -120,15 +137,17 @@ def train_privacy_target(
     rt: Runtime,
     log: Log,
     test_video: torch.Tensor | None = None,
+    name: str = "",
 ) -> tuple[float, float, list[float]]:
-    """Train a fresh f_B' with BCE; return cMAP, mean F1 at probability 0.5, per-attribute AP.
+    """Train a fresh f_B' (``name``, default ``cfg.target_privacy_model``) with BCE; return
+    cMAP, mean F1 at probability 0.5, per-attribute AP.
 
     Inputs are images (N, C, H, W) or clips (N, C, T, H, W); clips train on one random frame
     per clip and epoch and are scored by the mean probability over their frames (and over a
     video's clips, when ``test_video`` says which clip is whose).
     """
     model = build_privacy_model(
-        cfg.target_privacy_model, head="multilabel", num_outputs=train_a.shape[1]
+        name or cfg.target_privacy_model, head="multilabel", num_outputs=train_a.shape[1]
     )
     rt.place(model, channels_last=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.eval_lr_privacy)
@@ -191,19 +210,23 @@ def evaluate(
     a_te, rms_te = anonymize_set(anon, act_te.clips, act_te.masks, rt, bs)
     if rms_te is not None:
         log(f"[eval{label}] anonymized the action sets into memory")
-    rt = Runtime(rt.device, rt.amp, seed_everything(cfg.eval_seed))
-    top1 = train_action_target(
-        a_tr,
-        act_tr.labels,
-        a_te,
-        act_te.labels,
-        data.eval_num_classes,
-        cfg,
-        rt,
-        log,
-        data.flip_labels(),
-        test_video=act_te.video,
-    )
+    top1s: dict[str, float] = {}
+    for name in cfg.action_eval_models:  # each with the same seed: a paired comparison
+        rt = Runtime(rt.device, rt.amp, seed_everything(cfg.eval_seed))
+        top1s[name] = train_action_target(
+            a_tr,
+            act_tr.labels,
+            a_te,
+            act_te.labels,
+            data.eval_num_classes,
+            cfg,
+            rt,
+            log,
+            data.flip_labels(),
+            test_video=act_te.video,
+            name=name,
+        )
+    top1 = top1s[cfg.target_action_model]
     rms = float(rms_te.mean()) if rms_te is not None else a_te.mean_rms()  # type: ignore[union-attr]
     log(f"[eval{label}] action Top-1 = {top1:.4f}; mean RMS on test = {rms:.4f}")
     priv_tr, priv_te = data.privacy_eval_sets()
@@ -212,18 +235,33 @@ def evaluate(
     else:
         p_tr, _ = anonymize_set(anon, _pixels(priv_tr), priv_tr.masks, rt, bs)
         p_te, _ = anonymize_set(anon, _pixels(priv_te), priv_te.masks, rt, bs)
-    rt = Runtime(rt.device, rt.amp, seed_everything(cfg.eval_seed + 1))
-    cmap, f1, ap = train_privacy_target(
-        p_tr,
-        priv_tr.attributes,
-        p_te,
-        priv_te.attributes,
-        cfg,
-        rt,
-        log,
-        test_video=priv_te.video if isinstance(priv_te, ClipSet) else None,
-    )
+    privacy: dict[str, tuple[float, float, list[float]]] = {}
+    for name in cfg.privacy_eval_models:
+        rt = Runtime(rt.device, rt.amp, seed_everything(cfg.eval_seed + 1))
+        privacy[name] = train_privacy_target(
+            p_tr,
+            priv_tr.attributes,
+            p_te,
+            priv_te.attributes,
+            cfg,
+            rt,
+            log,
+            test_video=priv_te.video if isinstance(priv_te, ClipSet) else None,
+            name=name,
+        )
+    cmap, f1, ap = privacy[cfg.target_privacy_model]
     log(f"[eval{label}] privacy cMAP = {cmap:.4f}, F1 = {f1:.4f}")
+    models: dict[str, float] = {}
+    if len(top1s) > 1:
+        models.update(across_models(top1s, "top1", worst="min"))
+        log(f"[eval{label}] Top-1 per f_T': " + ", ".join(f"{m} {v:.4f}" for m, v in top1s.items()))
+    if len(privacy) > 1:
+        models.update(across_models({m: v[0] for m, v in privacy.items()}, "cmap", worst="max"))
+        models.update({f"f1/{m}": v[1] for m, v in privacy.items()})
+        log(
+            f"[eval{label}] cMAP per f_B': "
+            + ", ".join(f"{m} {v[0]:.4f}" for m, v in privacy.items())
+        )
     return EvalResult(
         top1=top1,
         cmap=cmap,
@@ -233,4 +271,5 @@ def evaluate(
         seconds=time.time() - t0,
         chance_top1=metrics.chance_top1(act_te.labels),
         chance_cmap=metrics.chance_cmap(priv_te.attributes),
+        models=models,
     )

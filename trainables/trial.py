@@ -48,13 +48,25 @@ class TrialResult:
     config: dict[str, Any] = field(default_factory=dict)
     #: Files left out because they failed to decode, one message each.
     skipped_files: list[str] = field(default_factory=list)
+    #: Per-model scores when the evaluation has several fresh models (``EvalResult.models``),
+    #: and the raw reference's (the same keys).
+    models: dict[str, float] = field(default_factory=dict)
+    raw_models: dict[str, float] = field(default_factory=dict)
     #: The trained anonymizer, on the CPU (not part of the dicts).
     anonymizer: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """The flat metrics: the last line printed by ``trainables.run``."""
         keys = (*FINAL_METRICS, "shared_seconds", "seed", "data_seed", "eval_seed")
-        return {**{k: getattr(self, k) for k in keys}, "skipped_files": len(self.skipped_files)}
+        return {
+            **{k: getattr(self, k) for k in keys},
+            "skipped_files": len(self.skipped_files),
+            **self.model_metrics(),
+        }
+
+    def model_metrics(self) -> dict[str, float]:
+        """The per-model scores and the raw reference's (``raw_top1/<model>``, ...)."""
+        return {**self.models, **{f"raw_{k}": v for k, v in self.raw_models.items()}}
 
 
 Snapshot = Callable[[], dict[str, Any]]
@@ -168,5 +180,7 @@ def run_trial(
         history=history,
         config=cfg.to_dict(),
         skipped_files=skipped,
+        models=res.models,
+        raw_models=shared.raw.models,
         anonymizer=anon.cpu(),
     )
