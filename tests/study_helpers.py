@@ -64,3 +64,15 @@ def runs(study_root: Path) -> tuple[list, list]:
     parents = [r for r in all_runs if r.data.tags.get("study.role") == "parent"]
     children = [r for r in all_runs if r.data.tags.get("study.role") == "trial"]
     return parents, children
+
+
+def figure(name: str, value: float) -> None:
+    """Record a figure a fault or load test measured (TEST_ARTIFACTS/reliability.jsonl)."""
+    import json
+    import os
+    import time
+
+    out = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "reliability.jsonl").open("a") as f:
+        f.write(json.dumps({"figure": name, "value": value, "time": time.time()}) + "\n")

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from study import spool
 from study.lock import StudyLock, record, stop_leftovers
 from study.mlflow_server import MlflowServer
+from tests.study_helpers import figure as _figure
 from tests.study_helpers import launch_args, runs
 
 LAUNCH = [sys.executable, "-m", "study.launch", "--space", "smoke", "--scale", "smoke"]
@@ -238,16 +239,6 @@ def _trial_worker() -> psutil.Process | None:
         if cmd.startswith("ray::") and ("ImplicitFunc" in cmd or "run_tune_trial" in cmd):
             return p
     return None
-
-
-def _figure(name: str, value: float) -> None:
-    """Record a figure a fault test measured (test-artifacts/reliability.jsonl)."""
-    import json
-
-    out = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "reliability.jsonl").open("a") as f:
-        f.write(json.dumps({"figure": name, "value": value, "time": time.time()}) + "\n")
 
 
 @pytest.mark.slow

@@ -15,19 +15,10 @@ from pathlib import Path
 import pytest
 
 from study import loadtest
+from tests.study_helpers import figure as _figure
 from tests.study_helpers import launch_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
-
-
-def _figure(name: str, value: float) -> None:
-    import json
-    import time
-
-    out = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "reliability.jsonl").open("a") as f:
-        f.write(json.dumps({"figure": name, "value": value, "time": time.time()}) + "\n")
 
 
 def _need_postgres() -> None:
