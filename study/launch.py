@@ -158,7 +158,7 @@ def _run_locked(plan: StudyPlan) -> int:
 
     from study import lock as study_lock
     from study import parent as parent_run
-    from study import preflight, record, spool, summary, tracking
+    from study import preflight, record, summary, tracking
     from study.mlflow_server import MlflowServer
     from study.report import write_and_log
     from study.summary import print_summary, results_table
@@ -214,7 +214,7 @@ def _run_locked(plan: StudyPlan) -> int:
             ).__enter__()
         _log(f"[study] MLflow tracking server: {uri}")
         c = tracking.client(uri)
-        spool.sync(study.root, c, _log)  # writes an earlier attempt could not send
+        _sync_spool(study.root, c)  # writes an earlier attempt could not send
         exp_id = tracking.experiment_id(c, study.experiment_name)
         prov = tracking.provenance()
         parent = tracking.parent_run(

@@ -92,17 +92,21 @@ def _flush_file(c: Any, path: Path) -> tuple[int, str]:
     Returns (writes sent, why the rest could not be sent: '' when nothing is left)."""
     with _locked(path):
         rows = _read(path)
-        sent, why = 0, ""
+        sent, done, why = 0, 0, ""
         for row in rows:
             try:
                 _replay(c, row)
             except Exception as e:  # noqa: BLE001
-                if not _is_outage(e):
-                    raise
-                why = f"{type(e).__name__}: {str(e)[:300]}"
-                break
-            sent += 1
-        rest = rows[sent:]
+                if _is_outage(e):
+                    why = f"{type(e).__name__}: {str(e)[:300]}"
+                    break
+                # Refused by the server (it will refuse it again): set aside, not blocking.
+                with open(path.with_suffix(".rejected"), "a") as f:
+                    f.write(json.dumps({**row, "error": f"{type(e).__name__}: {e}"[:1000]}) + "\n")
+            else:
+                sent += 1
+            done += 1
+        rest = rows[done:]
         if rest:
             tmp = path.with_suffix(".tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in rest))

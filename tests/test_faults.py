@@ -3,6 +3,7 @@ node has, a second launcher, and a launcher stopped by SIGTERM or killed by SIGK
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -339,6 +340,17 @@ def test_spooled_writes_arrive_once_when_the_server_is_back(tmp_path, monkeypatc
         r = c.get_run(run)
         assert r.info.status == "FINISHED" and r.data.tags["status"] == "done"
         assert sorted(a.path for a in c.list_artifacts(run)) == ["anon.pt", "skipped_files.txt"]
+        # A spooled write that the server refuses is set aside, and does not block the rest.
+        bad = spool.spool_dir(root) / f"{run}.jsonl"
+        rows = [
+            {"op": "log_batch", "run_id": run, "params": [["p0", "a"]]},
+            {"op": "log_batch", "run_id": run, "params": [["p0", "b"]]},  # p0 changed: refused
+            {"op": "set_tag", "run_id": run, "key": "after", "value": "yes"},
+        ]
+        bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        assert spool.sync(root, c, print) == 2 and not spool.pending(root)
+        assert c.get_run(run).data.tags["after"] == "yes"
+        assert "p0" in bad.with_suffix(".rejected").read_text()
         # A write the server refuses (not an outage) is an error, never spooled.
         sc = spool.SpoolingClient(c, root, run, log=print)
         sc.log_batch(run, params=[Param("p", "1")])
