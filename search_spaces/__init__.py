@@ -105,20 +105,23 @@ def backbones() -> SearchSpace:
     )
 
 
+def _robustness(name: str, bs: list[float], action: str, privacy: str) -> SearchSpace:
+    """f_A trained once per B at lambda = 1, scored by the listed fresh f_T' and f_B' too."""
+    return SearchSpace(
+        name,
+        grid={"B": bs},
+        fixed={"lam": 1.0, "eval_action_models": action, "eval_privacy_models": privacy},
+    )
+
+
 @_space(
     "robustness",
     "Tables 5/7/8 on CPU models: f_A trained once per B in {.05,.1,.2} at lambda = 1, evaluated "
     "by 3 fresh f_T' and 3 fresh f_B'",
 )
 def robustness() -> SearchSpace:
-    return SearchSpace(
-        "robustness",
-        grid={"B": [0.05, 0.1, 0.2]},
-        fixed={
-            "lam": 1.0,
-            "eval_action_models": "x3d_tiny,i3d_r50_tiny",
-            "eval_privacy_models": "resnet10_tiny,resnet18",
-        },
+    return _robustness(
+        "robustness", [0.05, 0.1, 0.2], "x3d_tiny,i3d_r50_tiny", "resnet10_tiny,resnet18"
     )
 
 
@@ -128,14 +131,11 @@ def robustness() -> SearchSpace:
     "ResNet-18/34/50/101/152 besides f_B; B in {.3,.5,.7} at lambda = 1",
 )
 def robustness_paper() -> SearchSpace:
-    return SearchSpace(
+    return _robustness(
         "robustness_paper",
-        grid={"B": [0.3, 0.5, 0.7]},
-        fixed={
-            "lam": 1.0,
-            "eval_action_models": "r3d_18,r2plus1d_18,mc3_18",
-            "eval_privacy_models": "resnet18,resnet34,resnet50,resnet101,resnet152",
-        },
+        [0.3, 0.5, 0.7],
+        "r3d_18,r2plus1d_18,mc3_18",
+        "resnet18,resnet34,resnet50,resnet101,resnet152",
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import secrets
 import sys
 import tempfile
@@ -136,13 +137,12 @@ def scan(backend: str, counts: list[int], load: Load, log: Any = print) -> list[
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pa-load-") as d:
         pg = None
+        before = os.environ.get("PGPASSWORD")
         if backend == "postgresql":
-            import os
-
             from study.postgres import LocalPostgres
 
             pg = LocalPostgres(secrets.token_urlsafe(16)).start()
-            os.environ["PGPASSWORD"] = pg.password
+            os.environ["PGPASSWORD"] = pg.password  # the server's and this process's clients
         try:
             server = MlflowServer(Path(d), backend_uri=pg.uri if pg else "").start()
             try:
@@ -161,6 +161,10 @@ def scan(backend: str, counts: list[int], load: Load, log: Any = print) -> list[
         finally:
             if pg is not None:
                 pg.stop()
+                if before is None:
+                    os.environ.pop("PGPASSWORD", None)
+                else:
+                    os.environ["PGPASSWORD"] = before
     return out
 
 

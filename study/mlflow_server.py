@@ -35,6 +35,19 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
+def health(uri: str, timeout: float = 2.0, *, auth_counts: bool = True) -> str:
+    """'' when the MLflow server at ``uri`` answers ``/health`` (with ``auth_counts``, a 401/403
+    from a server that wants credentials counts), else why not: the error, or the status."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:
+            return "" if r.status == 200 else f"HTTP {r.status}"
+    except urllib.error.HTTPError as e:
+        return "" if auth_counts and e.code in (401, 403) else f"HTTP {e.code}"
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        # not up yet, or another program on the port (then our server exits)
+        return str(getattr(e, "reason", e)) or type(e).__name__
+
+
 class ServerExited(RuntimeError):
     """The server process ended before it answered its health check."""
 
@@ -165,12 +178,8 @@ class MlflowServer:
                 raise ServerExited(
                     f"the MLflow server exited with {self.proc.returncode}; see {self.log_path}"
                 )
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, http.client.HTTPException, OSError):
-                pass  # not up yet, or another program on the port (the server then exits)
+            if not health(self.uri, auth_counts=False):  # our own /health is open: 200
+                return
             time.sleep(0.5)
         self.stop()
         raise RuntimeError(

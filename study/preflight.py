@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 from study.config import StudyConfig
 
@@ -46,20 +44,14 @@ def check_tracking(uri: str, timeout: float = 6.0) -> None:
             f"--tracking-uri {uri}: give an MLflow tracking server, http://HOST:PORT (leave it "
             "empty and the launcher starts one)"
         )
+    from study.mlflow_server import health
+
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-                last = f"HTTP {r.status}"
-        except urllib.error.HTTPError as e:
-            if e.code in (401, 403):  # a server that wants credentials is a server
-                return
-            last = f"HTTP {e.code}"
-        except (urllib.error.URLError, OSError) as e:
-            last = str(getattr(e, "reason", e))
+        last = health(uri)
+        if not last:
+            return
         time.sleep(0.5)
     raise ValueError(
         f"--tracking-uri {uri}: no MLflow server answered within {timeout:.0f} s ({last}); "

@@ -92,6 +92,30 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def _start_ray_nodes(env: dict[str, str]) -> None:
+    ray = str(VENV_BIN / "ray")
+    head = ("--head", f"--node-ip-address={HEAD_IP}", "--port=6379", "--include-dashboard=false")
+    subprocess.run(
+        _in(HEAD_NS, ray, "start", *head, "--num-cpus=1", f"--temp-dir={HEAD_TMP}",
+            "--disable-usage-stats"),
+        check=True, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    subprocess.run(
+        _in(WORKER_NS, ray, "start", f"--address={HEAD_IP}:6379", f"--node-ip-address={WORKER_IP}",
+            "--num-cpus=1", f"--temp-dir={WORKER_TMP}", "--disable-usage-stats"),
+        check=True, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+    def two_nodes() -> bool:
+        r = subprocess.run(
+            _in(HEAD_NS, ray, "status", f"--address={HEAD_IP}:6379"),
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        return r.stdout.count("node_") >= 2
+
+    _wait_for(two_nodes, 90, "the worker node to join the head")
+
+
 def test_study_runs_trials_on_both_nodes(two_hosts, tmp_path):
     env = {
         **os.environ,
@@ -100,7 +124,6 @@ def test_study_runs_trials_on_both_nodes(two_hosts, tmp_path):
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-    ray = str(VENV_BIN / "ray")
     # The MLflow server on the head host, reachable from the worker host.
     study_root = tmp_path / "smoke"
     study_root.mkdir(parents=True)
@@ -127,52 +150,7 @@ def test_study_runs_trials_on_both_nodes(two_hosts, tmp_path):
         stderr=subprocess.STDOUT,
         env=env,
     )
-    subprocess.run(
-        _in(
-            HEAD_NS,
-            ray,
-            "start",
-            "--head",
-            f"--node-ip-address={HEAD_IP}",
-            "--port=6379",
-            "--num-cpus=1",
-            "--include-dashboard=false",
-            f"--temp-dir={HEAD_TMP}",
-            "--disable-usage-stats",
-        ),
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    subprocess.run(
-        _in(
-            WORKER_NS,
-            ray,
-            "start",
-            f"--address={HEAD_IP}:6379",
-            f"--node-ip-address={WORKER_IP}",
-            "--num-cpus=1",
-            f"--temp-dir={WORKER_TMP}",
-            "--disable-usage-stats",
-        ),
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-
-    def two_nodes() -> bool:
-        r = subprocess.run(
-            _in(HEAD_NS, ray, "status", f"--address={HEAD_IP}:6379"),
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-        return r.stdout.count("node_") >= 2
-
-    _wait_for(two_nodes, 90, "the worker node to join the head")
+    _start_ray_nodes(env)
 
     def mlflow_up() -> bool:
         r = subprocess.run(
@@ -209,30 +187,6 @@ def test_study_runs_trials_on_both_nodes(two_hosts, tmp_path):
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     nodes = {c.data.tags["node"].split("/")[-1] for c in children}
     assert nodes == {HEAD_IP, WORKER_IP}, nodes
-
-
-def _start_ray_nodes(env: dict[str, str]) -> None:
-    ray = str(VENV_BIN / "ray")
-    head = ("--head", f"--node-ip-address={HEAD_IP}", "--port=6379", "--include-dashboard=false")
-    subprocess.run(
-        _in(HEAD_NS, ray, "start", *head, "--num-cpus=1", f"--temp-dir={HEAD_TMP}",
-            "--disable-usage-stats"),
-        check=True, env=env, capture_output=True, timeout=120,
-    )  # fmt: skip
-    subprocess.run(
-        _in(WORKER_NS, ray, "start", f"--address={HEAD_IP}:6379", f"--node-ip-address={WORKER_IP}",
-            "--num-cpus=1", f"--temp-dir={WORKER_TMP}", "--disable-usage-stats"),
-        check=True, env=env, capture_output=True, timeout=120,
-    )  # fmt: skip
-
-    def two_nodes() -> bool:
-        r = subprocess.run(
-            _in(HEAD_NS, ray, "status", f"--address={HEAD_IP}:6379"),
-            capture_output=True, text=True, env=env, timeout=60,
-        )  # fmt: skip
-        return r.stdout.count("node_") >= 2
-
-    _wait_for(two_nodes, 90, "the worker node to join the head")
 
 
 _PROBE = """
