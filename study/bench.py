@@ -1,6 +1,10 @@
 """``python -m study.bench --scale paper``: how fast one trial computes on this device.
 ``python -m study.bench --quality --seeds 3``: whether the benchmark shows the trade-off
 (:mod:`study.quality`).
+``python -m study.bench --search --seeds 3``: whether the search finds the grid's front with
+fewer trials (:mod:`study.searchbench`).
+``python -m study.bench --ratios``: the platform's overhead, the concurrency speed-up, the
+saving of shared stages, and one trial's seconds per stage (:mod:`study.ratios`).
 
 The speed bench prints three figures, each on its own line and then together as one JSON object:
 
@@ -147,9 +151,37 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--records", default="bench-quality.jsonl",
                    help="JSON-lines file of finished rows: appended to, and reused on a rerun "
                    "('' to keep nothing)")  # fmt: skip
+    s = p.add_argument_group("search (--search; --seeds is the number of search seeds)")
+    s.add_argument("--search", action="store_true",
+                   help="run the search bench instead: penalty_grid once, then pareto_search "
+                   "under each search seed, and the hypervolume ratio (scale default unless "
+                   "--scale is given)")  # fmt: skip
+    s.add_argument("--samplers", default="tpe", help="comma list of samplers (tpe,gp,nsga2,random)")
+    s.add_argument("--b-scales", default="linear", help="comma list: linear, log")
+    s.add_argument("--budget", type=int, default=12, help="trials per search")
+    s.add_argument("--concurrency", type=int, default=2,
+                   help="trials a search proposes before it hears back (as Ray runs them)")  # fmt: skip
+    s.add_argument("--search-records", default="bench-search.jsonl",
+                   help="JSON-lines file of finished trials, reused on a rerun ('' to keep none)")  # fmt: skip
+    r = p.add_argument_group("ratios (--ratios; --steps is the bare loop's steps)")
+    r.add_argument("--ratios", action="store_true",
+                   help="run the ratios bench instead: a real study of --trials trials, "
+                   "--concurrency at a time, the same trials in this process, a bare game loop "
+                   "(scale default unless --scale is given)")  # fmt: skip
+    r.add_argument("--trials", type=int, default=4, help="trials of the timed study")
+    r.add_argument("--study-dir", default="",
+                   help="keep the timed study here (default: a temporary folder)")  # fmt: skip
     args = p.parse_args(argv)
+    if sum((args.quality, args.search, args.ratios)) > 1:
+        print("error: --quality, --search and --ratios are separate benches; run one at a time",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.quality:
         return _quality(args)
+    if args.search:
+        return _search(args)
+    if args.ratios:
+        return _ratios(args)
 
     import torch
 
@@ -238,6 +270,75 @@ def _quality(args: argparse.Namespace) -> int:
         return 2
     table, out = report(plan, rows)
     print(table)
+    print(json.dumps(out))
+    return 0
+
+
+def _ratios(args: argparse.Namespace) -> int:
+    from study.ratios import report, run_ratios
+    from trainables.config import parse_assignments
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        if args.trials < 2 or args.concurrency < 2:
+            raise ValueError(
+                f"--trials and --concurrency must be >= 2 (got {args.trials}, {args.concurrency})"
+            )
+        overrides = parse_assignments(args.set)
+        fixed = sorted({"B", "lam", "seed", "scale"} & set(overrides))
+        if fixed:
+            raise ValueError(f"--set {', '.join(fixed)}: the ratios bench sets these itself")
+        out = run_ratios(
+            args.scale or "default",
+            overrides,
+            args.trials,
+            args.concurrency,
+            Path(args.study_dir) if args.study_dir else None,
+            args.steps or 20,
+            log,
+        )
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report(out))
+    print(json.dumps(out))
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from study.searchbench import SearchBenchPlan, report, run_bench
+    from trainables.config import parse_assignments
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        overrides = parse_assignments(args.set)
+        fixed = sorted({"seed", "data_seed", "eval_seed"} & set(overrides))
+        if fixed:
+            raise ValueError(
+                f"--set {', '.join(fixed)}: the search bench sets these itself (--eval-seed)"
+            )
+        plan = SearchBenchPlan(
+            scale=args.scale or "default",
+            overrides={**overrides, "device": args.device},
+            search_seeds=tuple(range(args.seeds)),
+            samplers=tuple(x.strip() for x in args.samplers.split(",") if x.strip()),
+            b_scales=tuple(x.strip() for x in args.b_scales.split(",") if x.strip()),
+            budget=args.budget,
+            concurrency=args.concurrency,
+            eval_seed=args.eval_seed,
+        )
+        records = Path(args.search_records) if args.search_records else None
+        out = run_bench(plan, records=records, log=log)
+    except ValueError as e:  # ConfigError and an unknown sampler included
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report(out))
     print(json.dumps(out))
     return 0
 

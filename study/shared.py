@@ -66,6 +66,7 @@ def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, o
                     "privacy": init.privacy,
                     "history": init.history,
                     "seconds": init.seconds,
+                    "stage_seconds": init.stage_seconds,
                 },
                 p,
             ),
@@ -85,6 +86,7 @@ def load_init(root: Path, cfg: TrialConfig) -> InitStages:
         privacy=d["privacy"],
         history=d["history"],
         seconds=float(d["seconds"]),
+        stage_seconds={k: float(v) for k, v in d.get("stage_seconds", {}).items()},
     )
 
 

@@ -107,13 +107,15 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
             c.set_tag(run_id, "resumed_from_epoch", str(resume["epoch"]))
             # `seconds` adds the attempts before, up to their last checkpoint.
             c.set_tag(run_id, "seconds_before_resume", f"{resume.get('seconds', 0.0):.3f}")
+        t_data = time.time()
         data = load_data(cfg, log)
+        timing = {"start": t0, "data": time.time() - t_data}
         stored = load_result(Path(ctx.root), cfg) if ctx.reuse and resume is None else None
         if stored is not None:
             log(f"reusing the result of equivalent trial {stored.source_trial} (inert penalty)")
             final = _log_stored(c, run_id, cfg, data, stored, time.time() - t0)
         else:
-            final = _train(c, run_id, cfg, data, ctx, resume, trial_id, log)
+            final = _train(c, run_id, cfg, data, ctx, resume, trial_id, log, timing)
         tracking.end_run(c, run_id, "FINISHED")
         tune.report(
             {
@@ -164,8 +166,11 @@ def _train(
     resume: dict[str, Any] | None,
     trial_id: str,
     log: Log,
+    timing: dict[str, float],
 ) -> dict[str, float]:
-    """Run the trial, logging each epoch and the final metrics and artifacts to ``run_id``."""
+    """Run the trial, logging each epoch and the final metrics and artifacts to ``run_id``,
+    then where its time went (:func:`stage_metrics`). ``timing``: the trial's ``start`` and its
+    ``data`` seconds."""
     import torch
     from ray import tune
 
@@ -197,7 +202,27 @@ def _train(
     )
     if ctx.reuse:
         save_result(Path(ctx.root), cfg, result, trial_id, run_id)
+    stages = stage_metrics(result.stage_seconds, timing["data"], time.time() - timing["start"])
+    tracking.log_metrics(c, run_id, stages)
     return final
+
+
+#: The compute stages of a trial; the rest of its wall time is the platform's (``logging``).
+COMPUTE_STAGES = ("anonymize", "eval_action", "eval_privacy")
+
+
+def stage_metrics(stages: dict[str, float], data: float, total: float) -> dict[str, float]:
+    """The ``seconds/*`` metrics of a trial: its data, game, evaluation parts, and
+    ``seconds/logging``: all of its ``total`` wall time that is not compute (the MLflow run,
+    the checkpoints and logging between epochs, the final metrics and artifacts). Plus
+    ``game_steps``, so that the game's steps/s can be read."""
+    game_compute = stages.get("game", 0.0) - stages.get("epoch_callbacks", 0.0)
+    compute = data + game_compute + sum(stages.get(k, 0.0) for k in COMPUTE_STAGES)
+    out = {f"seconds/{k}": float(v) for k, v in stages.items() if k != "game_steps"}
+    out["seconds/data"] = float(data)
+    out["seconds/logging"] = max(0.0, total - compute)
+    out["game_steps"] = float(stages.get("game_steps", 0.0))
+    return out
 
 
 def _log_missing_epochs(c: Any, run_id: str, history: list[dict[str, float]]) -> int:

@@ -111,6 +111,10 @@ def test_smoke_study_records_everything_and_stays_on_loopback(smoke_study):
         assert m["top1/worst"] == min(m["top1/c3d_tiny"], m["top1/x3d_tiny"])
         assert m["raw_top1/c3d_tiny"] == m["raw_top1"] and "raw_top1/x3d_tiny" in m
         assert r.data.params["B"] == "0.1" and r.data.params["scale"] == "smoke"
+        # Where the trial's time went: its stages, and the rest (the platform's) as logging.
+        stages = ("data", "game", "anonymize", "eval_action", "eval_privacy", "logging")
+        assert all(m[f"seconds/{k}"] >= 0.0 for k in stages) and m["seconds/game"] > 0.0
+        assert m["game_steps"] > 0 and m["seconds/epoch_callbacks"] <= m["seconds/game"]
         steps = c.get_metric_history(r.info.run_id, "train/L_A")
         assert [m.step for m in steps] == [1, 2]
         files = {a.path for a in c.list_artifacts(r.info.run_id)}

@@ -256,3 +256,34 @@ def test_cross_model_lists_are_validated(tiny_cfg):
 
     with pytest.raises(ValueError, match="--eval-action-models: unknown action model 'r4d'"):
         validate(dataclasses.replace(tiny_cfg, eval_action_models="x3d_tiny,r4d"))
+
+
+def test_a_fresh_privacy_model_is_also_evaluated_from_local_weights(tiny_cfg, tmp_path):
+    """eval_privacy_weights adds <model>_pretrained beside the model from random weights: its
+    file loaded with weights_only=True (the SimCLR head left out, the multi-label head new)."""
+    from trainables.catalog import validate
+    from trainables.data import load_data
+    from trainables.privacy_models import build_privacy_model
+
+    path = tmp_path / "r10.pt"
+    torch.save(
+        build_privacy_model("resnet10_tiny", head="simclr", num_outputs=128).state_dict(), path
+    )
+    cfg = dataclasses.replace(
+        tiny_cfg, eval_privacy_models="resnet10_tiny", eval_privacy_weights=f"resnet10_tiny={path}"
+    )
+    validate(cfg)
+    assert cfg.privacy_eval_models == [tiny_cfg.target_privacy_model, "resnet10_tiny",
+                                       "resnet10_tiny_pretrained"]  # fmt: skip
+    logs: list[str] = []
+    res = run_trial(cfg, data=load_data(cfg, lambda m: None), log=logs.append)
+    assert {"cmap/resnet10_tiny", "cmap/resnet10_tiny_pretrained"} <= set(res.models)
+    assert "raw_cmap/resnet10_tiny_pretrained" in res.summary()
+    assert any("f_B' (resnet10_tiny_pretrained)" in line and str(path) in line for line in logs)
+    for bad, msg in [
+        (f"resnet50={path}", "resnet50 is not a fresh f_B' of this trial"),
+        ("resnet10_tiny=/nonexistent.pt", "/nonexistent.pt does not exist"),
+        ("resnet10_tiny", "'resnet10_tiny' is not MODEL=PATH"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            validate(dataclasses.replace(cfg, eval_privacy_weights=bad))

@@ -9,7 +9,7 @@ import torch
 
 from trainables.action_models import build_action_model
 from trainables.anonymizers import Anonymizer, build_anonymizer
-from trainables.config import ConfigError, TrialConfig
+from trainables.config import PRETRAINED, ConfigError, TrialConfig
 from trainables.privacy_models import build_privacy_model
 from trainables.sets import TrialData
 from trainables.train import Log
@@ -78,6 +78,9 @@ def check_pretrained(cfg: TrialConfig) -> None:
     """Build the models with a placeholder class count and load the configured weights, so
     that weights which do not fit fail before any data is decoded (the heads are replaced
     anyway)."""
+    for model, path in cfg.privacy_eval_weights.items():
+        fresh = build_privacy_model(model, head="multilabel", num_outputs=2)
+        load_weights(fresh, path, f"f_B' ({model}{PRETRAINED})", lambda m: None)
     if not (cfg.anon_weights or cfg.action_weights or cfg.privacy_weights):
         return
     anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)

@@ -184,6 +184,14 @@ class TrialConfig:
         registry="privacy model",
         many=True,
     )
+    eval_privacy_weights: str = _f(
+        "",
+        "local weights for fresh f_B' models, MODEL=PATH comma-separated (e.g. "
+        "resnet50=r50_imagenet.pt): each listed model (eval_privacy_model or one of "
+        "eval_privacy_models) is also evaluated from these weights, its head replaced, as "
+        "<model>_pretrained (Tables 7 and 8's pretrained columns)",
+        stage=_EVAL,
+    )
     # Data geometry and sizes.
     size: int = _f(32, "frame height and width in pixels", stage=_DATA, min=16)
     frames: int = _f(8, "frames per clip", stage=_DATA, min=2, why="to show motion")
@@ -325,10 +333,22 @@ class TrialConfig:
 
     @property
     def privacy_eval_models(self) -> list[str]:
-        """Every fresh f_B' of the evaluation: ``target_privacy_model`` first."""
+        """Every fresh f_B' of the evaluation: ``target_privacy_model`` first, then the listed
+        ones, then ``<model>_pretrained`` for each model of ``eval_privacy_weights``."""
         names = [self.target_privacy_model, *split_names(self.eval_privacy_models)]
+        names += [m + PRETRAINED for m in self.privacy_eval_weights]
         return list(dict.fromkeys(names))
 
+    @property
+    def privacy_eval_weights(self) -> dict[str, str]:
+        """``eval_privacy_weights`` as model -> local path (malformed items are left out here;
+        :func:`validate` names them)."""
+        pairs = (item.split("=", 1) for item in split_names(self.eval_privacy_weights))
+        return {m.strip(): p.strip() for m, *rest in pairs for p in rest if m.strip()}
+
+
+#: The suffix of a fresh f_B' evaluated from local weights (``eval_privacy_weights``).
+PRETRAINED = "_pretrained"
 
 #: Fields that name a local file to load.
 WEIGHT_FIELDS = ("anon_weights", "action_weights", "privacy_weights")
@@ -509,6 +529,22 @@ def validate(cfg: TrialConfig, *, registries: Mapping[str, Collection[str]]) -> 
             not value or Path(value).is_file(),
             f"{flag(name)}: {value} does not exist (weights are never downloaded; "
             "give a local file)",
+        )
+    listed = [cfg.target_privacy_model, *split_names(cfg.eval_privacy_models)]
+    for item in split_names(cfg.eval_privacy_weights):
+        model, _, path = (s.strip() for s in item.partition("="))
+        if not (model and path):
+            check(False, f"eval_privacy_weights: {item!r} is not MODEL=PATH")
+            continue
+        check(
+            model in listed,
+            f"eval_privacy_weights: {model} is not a fresh f_B' of this trial ({', '.join(listed)}); "
+            "add it to eval_privacy_models",
+        )
+        check(
+            Path(path).is_file(),
+            f"eval_privacy_weights: {path} does not exist (weights are never downloaded; give a "
+            "local file)",
         )
     if errors:
         raise ConfigError("invalid trial config:\n  - " + "\n  - ".join(errors))

@@ -19,7 +19,7 @@ from torch import nn
 from trainables import losses, metrics
 from trainables.action_models import build_action_model
 from trainables.augment import augment_images
-from trainables.config import TrialConfig
+from trainables.config import PRETRAINED, TrialConfig
 from trainables.datasets.stream import ClipStream
 from trainables.device import Runtime, check_finite, seed_everything
 from trainables.pixels import Anonymized, Pixels, fetch
@@ -45,6 +45,9 @@ class EvalResult:
     #: model's score (``top1/<model>``, ``cmap/<model>``, ``f1/<model>``) and, per metric, the
     #: ``mean`` and the ``worst`` (lowest Top-1, highest cMAP) over the models.
     models: dict[str, float] = field(default_factory=dict)
+    #: Seconds of its parts: ``anonymize`` (the evaluation sets through f_A), ``eval_action``
+    #: (training and testing every f_T'), ``eval_privacy`` (every f_B').
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def across_models(scores: dict[str, float], metric: str, worst: str) -> dict[str, float]:
@@ -146,9 +149,11 @@ def train_privacy_target(
     per clip and epoch and are scored by the mean probability over their frames (and over a
     video's clips, when ``test_video`` says which clip is whose).
     """
-    model = build_privacy_model(
-        name or cfg.target_privacy_model, head="multilabel", num_outputs=train_a.shape[1]
-    )
+    name = name or cfg.target_privacy_model
+    base = name.removesuffix(PRETRAINED)
+    model = build_privacy_model(base, head="multilabel", num_outputs=train_a.shape[1])
+    if name != base:  # a pretrained variant: its local weights, its head replaced
+        load_weights(model, cfg.privacy_eval_weights[base], f"f_B' ({name})", log)
     rt.place(model, channels_last=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.eval_lr_privacy)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.eval_privacy_epochs)
@@ -208,9 +213,11 @@ def evaluate(
     act_tr, act_te = data.action_eval_sets()
     a_tr, _ = anonymize_set(anon, act_tr.clips, act_tr.masks, rt, bs)
     a_te, rms_te = anonymize_set(anon, act_te.clips, act_te.masks, rt, bs)
+    stages = {"anonymize": time.time() - t0}
     if rms_te is not None:
         log(f"[eval{label}] anonymized the action sets into memory")
     top1s: dict[str, float] = {}
+    t1 = time.time()
     for name in cfg.action_eval_models:  # each with the same seed: a paired comparison
         rt = Runtime(rt.device, rt.amp, seed_everything(cfg.eval_seed))
         top1s[name] = train_action_target(
@@ -227,14 +234,18 @@ def evaluate(
             name=name,
         )
     top1 = top1s[cfg.target_action_model]
+    stages["eval_action"] = time.time() - t1
     rms = float(rms_te.mean()) if rms_te is not None else a_te.mean_rms()  # type: ignore[union-attr]
     log(f"[eval{label}] action Top-1 = {top1:.4f}; mean RMS on test = {rms:.4f}")
     priv_tr, priv_te = data.privacy_eval_sets()
+    t1 = time.time()
     if priv_tr is act_tr and priv_te is act_te:
         p_tr, p_te = a_tr, a_te
     else:
         p_tr, _ = anonymize_set(anon, _pixels(priv_tr), priv_tr.masks, rt, bs)
         p_te, _ = anonymize_set(anon, _pixels(priv_te), priv_te.masks, rt, bs)
+    stages["anonymize"] += time.time() - t1
+    t1 = time.time()
     privacy: dict[str, tuple[float, float, list[float]]] = {}
     for name in cfg.privacy_eval_models:
         rt = Runtime(rt.device, rt.amp, seed_everything(cfg.eval_seed + 1))
@@ -250,6 +261,7 @@ def evaluate(
             name=name,
         )
     cmap, f1, ap = privacy[cfg.target_privacy_model]
+    stages["eval_privacy"] = time.time() - t1
     log(f"[eval{label}] privacy cMAP = {cmap:.4f}, F1 = {f1:.4f}")
     models: dict[str, float] = {}
     if len(top1s) > 1:
@@ -272,4 +284,5 @@ def evaluate(
         chance_top1=metrics.chance_top1(act_te.labels),
         chance_cmap=metrics.chance_cmap(priv_te.attributes),
         models=models,
+        stage_seconds=stages,
     )

@@ -33,6 +33,9 @@ class InitStages:
     privacy: dict[str, torch.Tensor] | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Seconds of ``identity`` (f_A's identity initialisation), ``warm_action`` (f_T) and
+    #: ``warm_privacy`` (f_B).
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,16 +72,18 @@ def compute_init(cfg: TrialConfig, data: TrialData, log: Log = print) -> InitSta
     rt.place(f_t)
     rt.place(f_b, channels_last=True)
     data = stage_data(data, rt.device)
+    stages: dict[str, float] = {}
+    t1 = time.time()
     if cfg.anon_weights:
         log(f"[identity] skipped: f_A starts from {cfg.anon_weights}")
         identity: list[float] = []
     else:
         identity = identity_init(anon, data, cfg, rt, log)
-    history = {
-        "identity_l1": identity,
-        "warm_action_ce": pretrain_action(f_t, data, cfg, rt, log),
-        "warm_privacy_ntxent": pretrain_privacy(f_b, data, cfg, rt, log),
-    }
+    stages["identity"], t1 = time.time() - t1, time.time()
+    history = {"identity_l1": identity, "warm_action_ce": pretrain_action(f_t, data, cfg, rt, log)}
+    stages["warm_action"], t1 = time.time() - t1, time.time()
+    history["warm_privacy_ntxent"] = pretrain_privacy(f_b, data, cfg, rt, log)
+    stages["warm_privacy"] = time.time() - t1
     return InitStages(
         key=init_key(cfg),
         anon=cpu_state(anon),
@@ -86,6 +91,7 @@ def compute_init(cfg: TrialConfig, data: TrialData, log: Log = print) -> InitSta
         privacy=cpu_state(f_b),
         history=history,
         seconds=time.time() - t0,
+        stage_seconds=stages,
     )
 
 

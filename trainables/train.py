@@ -42,7 +42,7 @@ def privacy_views(
     return augment_images(x, rt.gen, policy=p), augment_images(x, rt.gen, policy=p)
 
 
-def _n_privacy(data: TrialData, cfg: TrialConfig) -> int:
+def n_privacy(data: TrialData, cfg: TrialConfig) -> int:
     return (
         len(data.action_train.clips)
         if cfg.positives == "frames"
@@ -186,7 +186,7 @@ def pretrain_privacy(
         t0, vals = time.time(), []
         for step, idx in enumerate(
             batches(
-                _n_privacy(data, cfg),
+                n_privacy(data, cfg),
                 cfg.privacy_batch_size,
                 rt.gen,
                 drop_last=True,
@@ -233,7 +233,7 @@ def minimax(
     """
     opts = optimizers or make_minimax_optimizers(anon, f_t, f_b, cfg)
     history: list[dict[str, float]] = []
-    n_priv = _n_privacy(data, cfg)
+    n_priv = n_privacy(data, cfg)
     flip_labels = data.flip_labels()
     for epoch in range(start_epoch, cfg.minimax_epochs + 1):
         t0 = time.time()
@@ -272,6 +272,7 @@ def minimax(
                 acc[k].append(v)
         row = {k: _mean(v) for k, v in acc.items()}
         row["seconds"] = time.time() - t0
+        row["steps"] = float(len(acc["L_A"]))
         history.append(row)
         log(
             f"[minimax] epoch {epoch}/{cfg.minimax_epochs} L_A={row['L_A']:.3f} "

@@ -52,6 +52,10 @@ class TrialResult:
     #: and the raw reference's (the same keys).
     models: dict[str, float] = field(default_factory=dict)
     raw_models: dict[str, float] = field(default_factory=dict)
+    #: Seconds of this trial's parts: ``data`` (when loaded here), ``game`` (the minimax epochs,
+    #: ``epoch_callbacks`` included: the checkpoints and logging between epochs),
+    #: ``epoch_callbacks``, ``anonymize``, ``eval_action``, ``eval_privacy``; and ``game_steps``.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     #: The trained anonymizer, on the CPU (not part of the dicts).
     anonymizer: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
@@ -93,9 +97,11 @@ def run_trial(
     validate(cfg)
     if shared is None:
         check_pretrained(cfg)
+    stages: dict[str, float] = {}
     if data is None:
         log(f"[data] building {cfg.dataset} ({cfg.size}px, {cfg.frames} frames)")
         data = load_data(cfg, log)
+        stages["data"] = time.time() - t0
     if shared is None:
         shared = compute_shared(cfg, data, log)
     elif shared.key != shared_key(cfg):
@@ -137,12 +143,17 @@ def run_trial(
                 "torch_rng": torch.get_rng_state(),
             }
 
+        callbacks = [0.0]
+
         def epoch_done(epoch: int, row: dict[str, float]) -> None:
             history.append(row)
             if on_epoch is not None:
+                t1 = time.time()
                 on_epoch(epoch, row, lambda: snapshot(epoch))
+                callbacks[0] += time.time() - t1
 
         log(f"[minimax] B={cfg.B} lam={cfg.lam} seed={cfg.seed}")
+        t_game = time.time()
         minimax(
             anon,
             f_t,
@@ -155,6 +166,9 @@ def run_trial(
             start_epoch=int(start.get("epoch", 0)) + 1,
             optimizers=opts,
         )
+        stages["game"] = time.time() - t_game
+        stages["epoch_callbacks"] = callbacks[0]
+        stages["game_steps"] = float(sum(r.get("steps", 0.0) for r in history))
     else:
         rt.place(anon, channels_last=True)
         log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")
@@ -182,5 +196,6 @@ def run_trial(
         skipped_files=skipped,
         models=res.models,
         raw_models=shared.raw.models,
+        stage_seconds={**stages, **res.stage_seconds},
         anonymizer=anon.cpu(),
     )

@@ -1,0 +1,281 @@
+"""``python -m study.bench --ratios``: where a trial's time goes, and what the platform costs.
+
+1. **A real study** (``python -m study.launch``, Ray and a real MLflow server): ``trials``
+   trials of the scale (B spread over the built-in range, lambda = 1), ``concurrent`` at a time
+   with 1 CPU each. Its wall time runs from the first trial's start to the last one's end in
+   MLflow; each trial records its per-stage seconds (``seconds/*``, ``game_steps``).
+2. **The same trials one after another in this process**, with 2 torch threads, on the
+   study's shared stages and one copy of the data.
+3. **A bare game loop**: ``minimax_step`` of the same three models on one fixed batch, in
+   ``concurrent`` processes at once with 1 thread each, as the study's trials ran.
+
+From these:
+
+- ``overhead`` = the game's steps/s inside the study's trials (their ``game`` seconds: data
+  batches, augmentation, checkpoints and logging between epochs) / the bare loop's;
+- ``concurrency`` = wall of (2) / wall of (1);
+- ``sharing`` = the estimated wall of ``penalty_grid`` (30 trials, 26 distinct results) with the
+  shared stages computed once and the inert-penalty results reused / with every trial computing
+  its own shared stages and result. An estimate from the measured seconds (the shared stages in
+  one process, a study trial's seconds, how many trials run at once), not two timed grids: the
+  grid at the default scale takes about an hour each way here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+Log = Callable[[str], None]
+
+#: Goals of issue 14: (ratio, comparison, bound).
+GOALS = {"overhead": (">=", 0.90), "concurrency": (">=", 1.5), "sharing": ("<=", 0.6)}
+
+
+def bare_steps_per_s(scale: str, overrides: dict[str, Any], steps: int, threads: int) -> float:
+    """Steps/s of a bare game loop: the game's three models, built and placed as a trial does,
+    stepped ``steps`` times on one fixed batch (after one untimed step)."""
+    import torch
+
+    from trainables.augment import augment_clips
+    from trainables.build import build_models
+    from trainables.config import config_for
+    from trainables.data import load_data
+    from trainables.device import runtime, stage_data
+    from trainables.sets import batches
+    from trainables.train import (
+        make_minimax_optimizers,
+        minimax_step,
+        n_privacy,
+        privacy_views,
+        shuffled,
+    )
+
+    torch.set_num_threads(threads)
+    cfg = config_for(scale, **overrides)
+    rt = runtime(cfg.device, cfg.amp, cfg.seed)
+    data = stage_data(load_data(cfg, lambda m: None), rt.device)
+    anon, f_t, f_b = build_models(cfg, data)
+    rt.place(anon, channels_last=True)
+    rt.place(f_t)
+    rt.place(f_b, channels_last=True)
+    opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
+    # One batch as the game's first step sees it: fetched, augmented, then fixed.
+    idx, x = next(iter(shuffled(data.action_train.clips, cfg.batch_size, cfg, rt, 1)))
+    x, y = augment_clips(
+        x, data.action_train.labels[idx].to(rt.device), rt.gen,
+        flip_labels=data.flip_labels(), policy=cfg.augment,
+    )  # fmt: skip
+    pidx = next(batches(n_privacy(data, cfg), cfg.privacy_batch_size, rt.gen, drop_last=True))
+    v1, v2 = privacy_views(data, pidx, cfg, rt)
+    minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts)
+    return steps / (time.perf_counter() - t0)
+
+
+def _bare_worker(args: tuple[str, dict[str, Any], int, int]) -> float:
+    return bare_steps_per_s(*args)
+
+
+def bare_concurrent(
+    scale: str, overrides: dict[str, Any], steps: int, processes: int
+) -> list[float]:
+    """The bare loop in ``processes`` processes at once, 1 thread each: steps/s of each."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes) as pool:
+        return pool.map(_bare_worker, [(scale, overrides, steps, 1)] * processes)
+
+
+def trial_values(trials: int) -> list[float]:
+    """B of each timed trial: spread over the built-in range (lambda = 1: the penalty acts)."""
+    return [round(0.05 + 0.25 * i / max(1, trials - 1), 3) for i in range(trials)]
+
+
+def run_study(
+    root: Path, scale: str, sets: Sequence[str], bs: Sequence[float], concurrent: int, log: Log
+) -> dict[str, Any]:
+    """Run the real study; return its trials' start/end times and ``seconds/*`` metrics."""
+    cmd = [
+        sys.executable, "-m", "study.launch", "--space", "b_sweep", "--scale", scale,
+        "--grid", "B=" + ",".join(str(b) for b in bs), "--max-concurrent", str(concurrent),
+        "--cpus-per-trial", "1", "--study-dir", str(root), "--experiment", "ratios",
+        *[a for s in sets for a in ("--set", s)],
+    ]  # fmt: skip
+    log("[ratios] " + " ".join(cmd[1:]))
+    t0 = time.time()
+    # The launcher's progress goes to stderr with ours; stdout stays the bench's table and JSON.
+    rc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr).returncode
+    launcher = time.time() - t0
+    if rc != 0:
+        raise RuntimeError(f"the timed study failed (exit {rc}); its output is above")
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'ratios' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("ratios")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    if len(children) != len(bs):
+        raise RuntimeError(f"expected {len(bs)} trial runs, found {len(children)}")
+    starts = [r.info.start_time / 1000 for r in children]
+    ends = [r.info.end_time / 1000 for r in children]
+    return {
+        "launcher_seconds": launcher,
+        "trials_wall": max(ends) - min(starts),
+        "trial_seconds": [float(r.data.metrics["seconds"]) for r in children],
+        "stages": [
+            {k: float(v) for k, v in r.data.metrics.items() if k.startswith("seconds/")}
+            | {"game_steps": float(r.data.metrics.get("game_steps", 0.0))}
+            for r in children
+        ],
+    }
+
+
+def run_sequential(
+    root: Path, scale: str, overrides: dict[str, Any], bs: Sequence[float], log: Log
+) -> dict[str, Any]:
+    """The same trials one after another in this process with 2 threads, on the study's shared
+    stages; the wall time and each trial's stage seconds."""
+    import torch
+
+    from study.shared import load_shared
+    from trainables.config import config_for
+    from trainables.data import load_data
+    from trainables.trial import run_trial
+
+    torch.set_num_threads(2)
+    cfgs = [config_for(scale, **{**overrides, "B": b, "lam": 1.0}) for b in bs]
+    data = load_data(cfgs[0], lambda m: None)
+    shared = load_shared(root / "ratios", cfgs[0])
+    t0 = time.time()
+    stages = []
+    for i, cfg in enumerate(cfgs):
+        res = run_trial(cfg, data=data, shared=shared, log=lambda m: None)
+        stages.append(res.stage_seconds)
+        log(f"[ratios] in-process trial {i + 1}/{len(cfgs)}: {res.seconds:.0f}s")
+    return {"wall": time.time() - t0, "stages": stages, "init": shared.init.stage_seconds,
+            "raw_seconds": shared.raw.seconds}  # fmt: skip
+
+
+def sharing_estimate(
+    shared: float,
+    shared_in_trial: float,
+    trial: float,
+    reused: float,
+    concurrent: int,
+    trials: int = 30,
+    distinct: int = 26,
+) -> dict[str, float]:
+    """Wall seconds of a grid of ``trials`` (``distinct`` results), ``concurrent`` at a time:
+    with the shared stages computed once (``shared`` seconds, before the trials) and the
+    inert-penalty results reused (``reused`` seconds each), and without either (each trial
+    computes the stages itself: ``shared_in_trial`` seconds on its CPU); and the ratio."""
+    with_ = (
+        shared
+        + math.ceil(distinct / concurrent) * trial
+        + math.ceil((trials - distinct) / concurrent) * reused
+    )
+    without = math.ceil(trials / concurrent) * (shared_in_trial + trial)
+    return {"with": with_, "without": without, "ratio": with_ / without}
+
+
+def run_ratios(
+    scale: str, overrides: dict[str, Any], trials: int, concurrent: int, study_dir: Path | None,
+    bare_steps: int, log: Log,
+) -> dict[str, Any]:  # fmt: skip
+    """Measure everything; return the figures (and the goals each meets)."""
+    from trainables.catalog import validate
+    from trainables.config import config_for
+
+    bs = trial_values(trials)
+    for b in bs:  # refuse a bad --set before any work
+        validate(config_for(scale, **{**overrides, "B": b, "lam": 1.0}))
+    sets = [f"{k}={v}" for k, v in overrides.items()]
+    with tempfile.TemporaryDirectory(prefix="pa-ratios-") as tmp:
+        root = Path(study_dir or tmp)
+        study = run_study(root, scale, sets, bs, concurrent, log)
+        log(
+            f"[ratios] study: {trials} trials, {concurrent} at a time, in {study['trials_wall']:.0f}s"
+        )
+        seq = run_sequential(root, scale, overrides, bs, log)
+        log(f"[ratios] in this process, one after another: {seq['wall']:.0f}s")
+    bare = bare_concurrent(scale, overrides, bare_steps, concurrent)
+    log(f"[ratios] bare game loop, {concurrent} at once: " + ", ".join(f"{s:.3f}" for s in bare))
+    game_sps = [s["game_steps"] / s["seconds/game"] for s in study["stages"]]
+    median = statistics.median
+    stage = {
+        "identity": seq["init"].get("identity", float("nan")),
+        "warm_start": seq["init"].get("warm_action", 0.0) + seq["init"].get("warm_privacy", 0.0),
+        "raw_reference": seq["raw_seconds"],
+        "data": median(s["seconds/data"] for s in study["stages"]),
+        "game": median(s["seconds/game"] for s in study["stages"]),
+        "f_T_eval": median(s["seconds/eval_action"] for s in study["stages"]),
+        "f_B_eval": median(s["seconds/eval_privacy"] for s in study["stages"]),
+        "anonymize": median(s["seconds/anonymize"] for s in study["stages"]),
+        "logging": median(s["seconds/logging"] for s in study["stages"]),
+        "trial": median(study["trial_seconds"]),
+    }
+    in_process = {
+        k: median(s.get(k, 0.0) for s in seq["stages"])
+        for k in ("game", "eval_action", "eval_privacy", "anonymize")
+    }
+    shared_seconds = stage["identity"] + stage["warm_start"] + stage["raw_reference"]
+    # A study trial (1 CPU, sharing the machine) computes this much slower than this process.
+    slowdown = stage["game"] / in_process["game"]
+    reused = stage["data"] + stage["logging"]
+    sharing = sharing_estimate(
+        shared_seconds, shared_seconds * slowdown, stage["trial"], reused, concurrent
+    )
+    sharing["slowdown_in_study"] = slowdown
+    ratios = {
+        "overhead": median(game_sps) / median(bare),
+        "concurrency": seq["wall"] / study["trials_wall"],
+        "sharing": sharing["ratio"],
+    }
+    return {
+        "scale": scale,
+        "overrides": overrides,
+        "trials": trials,
+        "concurrent": concurrent,
+        "cpus": os.cpu_count(),
+        "ratios": ratios,
+        "goals": {
+            k: {"goal": f"{op} {v}", "met": (ratios[k] >= v if op == ">=" else ratios[k] <= v)}
+            for k, (op, v) in GOALS.items()
+        },
+        "game_steps_per_s": {"study_trials": game_sps, "bare": bare},
+        "walls": {
+            "study_trials": study["trials_wall"],
+            "sequential": seq["wall"],
+            "launcher": study["launcher_seconds"],
+        },  # fmt: skip
+        "stage_seconds": stage,
+        "stage_seconds_in_process_2_threads": in_process,
+        "sharing_estimate": sharing,
+    }
+
+
+def report(out: dict[str, Any]) -> str:
+    lines = ["| ratio | value | goal | met |", "|---|---|---|---|"]
+    for k, v in out["ratios"].items():
+        g = out["goals"][k]
+        lines.append(f"| {k} | {v:.3f} | {g['goal']} | {'yes' if g['met'] else 'NO'} |")
+    lines += ["", "| stage (one trial) | seconds |", "|---|---|"]
+    for k, v in out["stage_seconds"].items():
+        lines.append(f"| {k} | {v:.1f} |")
+    return "\n".join(lines)
+
+
+def dumps(out: dict[str, Any]) -> str:
+    return json.dumps(out)

@@ -1,0 +1,339 @@
+"""``python -m study.bench --search --seeds 3``: does the search find the grid's front with
+fewer trials?
+
+It runs the grid space (``penalty_grid``) once, then the search space (``pareto_search``) with
+each listed sampler and B scale under each search seed, ``budget`` trials each. Trials run in
+this process, one after another, without Ray or MLflow, on one set of shared stages per
+shared key (computed once for all the runs). A search proposes ``concurrency`` trials before it
+hears back, as Ray Tune does with that many trials at once (the constant liar matters then).
+
+Every trial has model seed 0, data seed 0 and the same evaluation seed: the runs differ only
+in the configurations they choose. The hypervolume uses the fixed reference Top-1 = 0,
+cMAP = 1. Every finished trial is appended to ``--records`` at once; a rerun reuses the rows of
+the same configs, so a killed bench continues where it stopped.
+
+The grid's rows also carry the game's first-epoch signals, for the multi-fidelity question:
+does one of them rank the trials as their final Top-1 and cMAP do (Spearman)?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis.fidelity import early_signal_table, predictive_signals
+from analysis.pareto import FIXED_REFERENCE, hypervolume
+from search_spaces import Range, SearchSpace, get_space
+from study.search import SAMPLERS, build_sampler
+
+Log = Callable[[str], None]
+#: A trial's configuration values (B, lam, learning rates) -> its row of results.
+Evaluate = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: B scales the bench compares: the space's own range, or a log range over the same span
+#: (a log range cannot reach 0, so it starts at 0.01).
+B_SCALES = ("linear", "log")
+#: The game's first-epoch signals that the multi-fidelity table correlates.
+EARLY_SIGNALS = ("early_train_top1", "early_rms", "early_L_T", "early_L_B", "early_L_A")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchBenchPlan:
+    scale: str
+    overrides: dict[str, Any]
+    search_seeds: Sequence[int]
+    samplers: Sequence[str] = ("tpe",)
+    b_scales: Sequence[str] = ("linear",)
+    budget: int = 12
+    concurrency: int = 2
+    grid_space: str = "penalty_grid"
+    search_space: str = "pareto_search"
+    eval_seed: int = 0
+
+    def check(self) -> None:
+        """Refuse a bad plan before any trial runs."""
+        for s in self.samplers:
+            SAMPLERS.check(s)
+        bad = sorted(set(self.b_scales) - set(B_SCALES))
+        if bad:
+            raise ValueError(f"--b-scales: unknown {bad}; valid: {', '.join(B_SCALES)}")
+        if self.budget < 2 or self.concurrency < 1:
+            raise ValueError(
+                f"--budget must be >= 2 and --concurrency >= 1 (got {self.budget}, "
+                f"{self.concurrency})"
+            )
+        grid, search = get_space(self.grid_space), get_space(self.search_space)
+        if grid.is_search or not search.is_search:
+            raise ValueError(
+                f"--grid-space must be a grid and --search-space a search (got "
+                f"{self.grid_space!r}, {self.search_space!r})"
+            )
+        if "B" not in search.ranges and "log" in self.b_scales:
+            raise ValueError(f"--b-scales log: {self.search_space} does not search B")
+
+
+def b_range(space: SearchSpace, scale: str) -> Range:
+    """The space's B range on the named scale."""
+    r = space.ranges["B"]
+    if scale == "log":
+        return Range(max(r.low, 0.01), r.high, log=True)
+    return Range(r.low, r.high, log=False)
+
+
+def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
+    """Every combination of the grid's axes, with its fixed values."""
+    points: list[dict[str, Any]] = [dict(space.fixed)]
+    for k, values in space.grid.items():
+        points = [{**p, k: v} for p in points for v in values]
+    return points
+
+
+def run_search(
+    space: SearchSpace,
+    sampler: str,
+    seed: int,
+    budget: int,
+    concurrency: int,
+    evaluate: Evaluate,
+    log: Log,
+) -> list[dict[str, Any]]:
+    """One search of ``budget`` trials with a real Optuna study (in memory): ``concurrency``
+    trials are asked for before any of them is told, as with that many trials running."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    names = list(space.objectives)
+    study = optuna.create_study(
+        directions=["maximize" if space.objectives[n] == "max" else "minimize" for n in names],
+        sampler=build_sampler(sampler, budget, seed=seed),
+    )
+    dists = {
+        k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log)
+        for k, r in space.ranges.items()
+    }
+    rows: list[dict[str, Any]] = []
+    while len(rows) < budget:
+        batch = [study.ask(dists) for _ in range(min(concurrency, budget - len(rows)))]
+        done = [(t, evaluate({**space.fixed, **t.params})) for t in batch]
+        for t, row in done:
+            study.tell(t, [float(row[n]) for n in names])
+            rows.append({**row, "order": len(rows) + 1})
+            log(
+                f"[search] {sampler} seed {seed}: trial {len(rows)}/{budget} "
+                + " ".join(f"{n}={row[n]:.3f}" for n in names)
+            )
+    return rows
+
+
+def hv(rows: Sequence[dict[str, Any]], objectives: dict[str, str]) -> float:
+    import pandas as pd
+
+    return hypervolume(pd.DataFrame(list(rows)), objectives, FIXED_REFERENCE)
+
+
+class TrialRunner:
+    """Runs trials in this process, reusing the records file and one set of shared stages per
+    shared key."""
+
+    def __init__(self, plan: SearchBenchPlan, records: Path | None, log: Log) -> None:
+        self.plan, self.records, self.log = plan, records, log
+        self.done: dict[str, dict[str, Any]] = {}
+        if records is not None and records.exists():
+            for line in records.read_text().splitlines():
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut by a kill
+                    self.done[row["key"]] = row
+        self._shared: dict[str, Any] = {}
+        self._data: Any = None
+        self.ran = 0
+
+    def config(self, values: dict[str, Any]) -> Any:
+        from trainables.config import config_for
+
+        p = self.plan
+        return config_for(
+            p.scale,
+            **{**p.overrides, **values, "seed": 0, "data_seed": 0, "eval_seed": p.eval_seed},
+        )
+
+    def __call__(self, values: dict[str, Any]) -> dict[str, Any]:
+        from trainables.data import load_data
+        from trainables.keys import result_key, shared_key
+        from trainables.stages import compute_shared
+        from trainables.trial import run_trial
+
+        cfg = self.config(values)
+        key = f"trial-{result_key(cfg)}"
+        if key in self.done:
+            return self.done[key]
+        if self._data is None:
+            self.log(f"[search-bench] building the {cfg.dataset} data ({cfg.scale} scale)")
+            self._data = load_data(cfg, self.log)
+        sk = shared_key(cfg)
+        if sk not in self._shared:
+            self.log("[search-bench] computing the shared stages")
+            self._shared[sk] = compute_shared(cfg, self._data, lambda m: None)
+        t0 = time.time()
+        res = run_trial(cfg, data=self._data, shared=self._shared[sk], log=lambda m: None)
+        first = res.history[0] if res.history else {}
+        row = {
+            "key": key,
+            **{k: values[k] for k in sorted(values)},
+            "top1": res.top1,
+            "cmap": res.cmap,
+            "f1": res.f1,
+            "rms": res.rms,
+            "raw_top1": res.raw_top1,
+            "raw_cmap": res.raw_cmap,
+            "seconds": time.time() - t0,
+            **{f"early_{k}": first.get(k) for k in ("train_top1", "rms", "L_T", "L_B", "L_A")},
+        }
+        self.ran += 1
+        if self.records is not None:
+            with self.records.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        self.done[key] = row
+        return row
+
+
+def run_bench(plan: SearchBenchPlan, *, records: Path | None, log: Log) -> dict[str, Any]:
+    """Run (or reuse) the grid and every search; return the figures."""
+    import pandas as pd
+
+    plan.check()
+    grid_space, search_space = get_space(plan.grid_space), get_space(plan.search_space)
+    objectives = search_space.objectives
+    runner = TrialRunner(plan, records, log)
+    from trainables.catalog import validate
+
+    for v in grid_points(grid_space):  # refuse a bad value before the first trial
+        validate(runner.config(v))
+    t0 = time.time()
+    points = grid_points(grid_space)
+    grid_rows = []
+    for i, v in enumerate(points):
+        grid_rows.append(runner(v))
+        r = grid_rows[-1]
+        log(
+            f"[grid] {i + 1}/{len(points)} "
+            + " ".join(f"{k}={v[k]}" for k in grid_space.grid)
+            + f": top1={r['top1']:.3f} cmap={r['cmap']:.3f} ({r['seconds']:.0f}s)"
+        )
+    grid_hv = hv(grid_rows, objectives)
+    distinct = len({r["key"] for r in grid_rows})
+    log(f"[grid] {len(points)} trials ({distinct} distinct results): HV = {grid_hv:.4f}")
+    runs = []
+    for sampler in plan.samplers:
+        for scale in plan.b_scales:
+            space = search_space
+            if "B" in space.ranges:
+                space = dataclasses.replace(
+                    space, ranges={**space.ranges, "B": b_range(space, scale)}
+                )
+            for seed in plan.search_seeds:
+                rows = run_search(space, sampler, seed, plan.budget, plan.concurrency, runner, log)
+                h = hv(rows, objectives)
+                runs.append(
+                    {
+                        "sampler": sampler,
+                        "b_scale": scale,
+                        "seed": seed,
+                        "hv": h,
+                        "ratio": h / grid_hv if grid_hv > 0 else float("nan"),
+                        "curve": [
+                            round(hv(rows[: n + 1], objectives), 5) for n in range(len(rows))
+                        ],
+                        "trials": [
+                            {k: r[k] for k in (*space.ranges, "top1", "cmap")} for r in rows
+                        ],
+                    }
+                )
+                log(
+                    f"[search] {sampler}/{scale} seed {seed}: HV = {h:.4f}, ratio {runs[-1]['ratio']:.3f}"
+                )
+    grid_df = pd.DataFrame(grid_rows).drop_duplicates("key")
+    table = early_signal_table(grid_df, [s for s in EARLY_SIGNALS if grid_df[s].notna().all()])
+    summary = []
+    for sampler in plan.samplers:
+        for scale in plan.b_scales:
+            rs = [r["ratio"] for r in runs if r["sampler"] == sampler and r["b_scale"] == scale]
+            mean = sum(rs) / len(rs)
+            summary.append({"sampler": sampler, "b_scale": scale, "mean_ratio": mean,
+                            "min_ratio": min(rs), "goal_met": mean >= 0.95})  # fmt: skip
+    return {
+        "scale": plan.scale,
+        "overrides": plan.overrides,
+        "eval_seed": plan.eval_seed,
+        "grid": {
+            "space": plan.grid_space,
+            "trials": len(points),
+            "distinct": distinct,
+            "hv": grid_hv,
+            "top1_range": [grid_df["top1"].min(), grid_df["top1"].max()],
+            "cmap_range": [grid_df["cmap"].min(), grid_df["cmap"].max()],
+            "raw": {"top1": grid_rows[0]["raw_top1"], "cmap": grid_rows[0]["raw_cmap"]},
+        },
+        "search": {
+            "space": plan.search_space,
+            "budget": plan.budget,
+            "concurrency": plan.concurrency,
+            "runs": runs,
+        },  # fmt: skip
+        "summary": summary,
+        "fidelity": {
+            "spearman": {
+                s: {t: (None if v != v else round(v, 3)) for t, v in row.items()}
+                for s, row in table.to_dict(orient="index").items()
+            },
+            "predictive_at_0.8": predictive_signals(table),
+        },
+        "trials_run": runner.ran,
+        "seconds": time.time() - t0,
+    }
+
+
+def report(out: dict[str, Any]) -> str:
+    """The printed tables of a finished search bench."""
+    g = out["grid"]
+    lines = [
+        f"grid {g['space']}: {g['trials']} trials ({g['distinct']} distinct), HV = {g['hv']:.4f} "
+        f"(raw Top-1 {g['raw']['top1']:.3f}, cMAP {g['raw']['cmap']:.3f}; trials' Top-1 "
+        f"{g['top1_range'][0]:.3f}-{g['top1_range'][1]:.3f}, cMAP "
+        f"{g['cmap_range'][0]:.3f}-{g['cmap_range'][1]:.3f})",
+        "",
+        "| sampler | B scale | seed | HV | HV / HV(grid) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in out["search"]["runs"]:
+        lines.append(
+            f"| {r['sampler']} | {r['b_scale']} | {r['seed']} | {r['hv']:.4f} | {r['ratio']:.3f} |"
+        )
+    lines += [
+        "",
+        "| sampler | B scale | mean ratio | worst | goal >= 0.95 |",
+        "|---|---|---|---|---|",
+    ]
+    for s in out["summary"]:
+        lines.append(
+            f"| {s['sampler']} | {s['b_scale']} | {s['mean_ratio']:.3f} | {s['min_ratio']:.3f} | "
+            f"{'yes' if s['goal_met'] else 'NO'} |"
+        )
+    sp = out["fidelity"]["spearman"]
+    lines += ["", "| first-epoch signal | Spearman vs Top-1 | vs cMAP |", "|---|---|---|"]
+    for s, row in sp.items():
+        cells = [
+            "n/a (constant)" if row.get(t) is None else f"{row[t]:+.3f}" for t in ("top1", "cmap")
+        ]
+        lines.append(f"| {s} | {cells[0]} | {cells[1]} |")
+    pred = out["fidelity"]["predictive_at_0.8"]
+    lines.append(
+        "signals with |Spearman| >= 0.8 for both: " + (", ".join(pred) if pred else "none")
+    )
+    return "\n".join(lines)
