@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 import torch
 
+from tests.conftest import TINY
 from trainables.config import config_for
 from trainables.device import NonFiniteLossError
 from trainables.stages import compute_shared
@@ -144,8 +145,21 @@ def test_paper_scale_builds_and_steps_on_tiny_inputs():
 
 @pytest.mark.slow
 def test_smoke_command_prints_json_last():
+    # The smoke scale with its epochs and sets cut to the tiny ones (as flags, through the CLI).
+    tiny = [a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]
     r = subprocess.run(
-        [sys.executable, "-m", "trainables.run", "--scale", "smoke", "--B", "0.3", "--lam", "1.0"],
+        [
+            sys.executable,
+            "-m",
+            "trainables.run",
+            "--scale",
+            "smoke",
+            "--B",
+            "0.3",
+            "--lam",
+            "1.0",
+            *tiny,
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=600,
