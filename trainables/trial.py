@@ -143,10 +143,11 @@ def run_trial(
                 "torch_rng": torch.get_rng_state(),
             }
 
-        callbacks = [0.0]
+        callbacks, steps = [0.0], [0.0]  # this attempt's (a resumed history holds earlier ones)
 
         def epoch_done(epoch: int, row: dict[str, float]) -> None:
             history.append(row)
+            steps[0] += row.get("steps", 0.0)
             if on_epoch is not None:
                 t1 = time.time()
                 on_epoch(epoch, row, lambda: snapshot(epoch))
@@ -168,7 +169,7 @@ def run_trial(
         )
         stages["game"] = time.time() - t_game
         stages["epoch_callbacks"] = callbacks[0]
-        stages["game_steps"] = float(sum(r.get("steps", 0.0) for r in history))
+        stages["game_steps"] = steps[0]
     else:
         rt.place(anon, channels_last=True)
         log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")
