@@ -31,6 +31,11 @@ from typing import Any
 from trainables.config import SCALES
 
 
+def log(msg: str) -> None:
+    """Progress, on stderr: stdout is the bench's figures."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 def _sync(device: Any) -> None:
     import torch
 
@@ -189,9 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     from trainables.config import config_for, parse_assignments
     from trainables.device import resolve_device
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
     try:
         overrides = parse_assignments(args.set)
         cfg = config_for(args.scale or "paper", **{**overrides, "device": args.device})
@@ -237,9 +239,6 @@ def _quality(args: argparse.Namespace) -> int:
     from study.quality import QualityPlan, report, run_quality
     from trainables.config import parse_assignments
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
     try:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
@@ -278,9 +277,6 @@ def _ratios(args: argparse.Namespace) -> int:
     from study.ratios import report, run_ratios
     from trainables.config import parse_assignments
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
     try:
         if args.trials < 2 or args.concurrency < 2:
             raise ValueError(
@@ -310,9 +306,6 @@ def _ratios(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from study.searchbench import SearchBenchPlan, report, run_bench
     from trainables.config import parse_assignments
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
 
     try:
         if args.seeds < 1:

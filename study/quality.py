@@ -47,18 +47,22 @@ class QualityPlan:
         return pts
 
 
-def _load_records(path: Path | None) -> dict[str, dict[str, Any]]:
+def load_records(path: Path | None) -> dict[str, dict[str, Any]]:
+    """A bench's finished rows by key (a line cut by a kill is left out)."""
     if path is None or not path.exists():
         return {}
     out = {}
     for line in path.read_text().splitlines():
         if line.strip():
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
             out[row["key"]] = row
     return out
 
 
-def _append(path: Path | None, row: dict[str, Any]) -> None:
+def append_record(path: Path | None, row: dict[str, Any]) -> None:
     if path is not None:
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -73,7 +77,7 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
     from trainables.stages import compute_shared
     from trainables.trial import run_trial
 
-    done = _load_records(records)
+    done = load_records(records)
     rows: list[dict[str, Any]] = []
     cfgs = {
         s: [
@@ -114,7 +118,7 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
                 "seconds": time.time() - t0,
             }
             if raw_key not in done:
-                _append(records, row)
+                append_record(records, row)
                 done[raw_key] = row
         rows.append(done[raw_key])
         n += 1
@@ -136,7 +140,7 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
                     "rms": res.rms,
                     "seconds": res.seconds,
                 }
-                _append(records, row)
+                append_record(records, row)
                 done[key] = row
             rows.append(done[key])
             n += 1

@@ -23,7 +23,6 @@ From these:
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 import os
@@ -275,7 +274,3 @@ def report(out: dict[str, Any]) -> str:
     for k, v in out["stage_seconds"].items():
         lines.append(f"| {k} | {v:.1f} |")
     return "\n".join(lines)
-
-
-def dumps(out: dict[str, Any]) -> str:
-    return json.dumps(out)

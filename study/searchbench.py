@@ -19,15 +19,15 @@ does one of them rank the trials as their final Top-1 and cMAP do (Spearman)?
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from analysis.fidelity import early_signal_table, predictive_signals
-from analysis.pareto import FIXED_REFERENCE, hypervolume
+from analysis.pareto import FIXED_REFERENCE, hypervolume, hypervolume_curve
 from search_spaces import Range, SearchSpace, get_space
+from study.quality import append_record, load_records
 from study.search import SAMPLERS, build_sampler
 
 Log = Callable[[str], None]
@@ -141,15 +141,7 @@ class TrialRunner:
 
     def __init__(self, plan: SearchBenchPlan, records: Path | None, log: Log) -> None:
         self.plan, self.records, self.log = plan, records, log
-        self.done: dict[str, dict[str, Any]] = {}
-        if records is not None and records.exists():
-            for line in records.read_text().splitlines():
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut by a kill
-                    self.done[row["key"]] = row
+        self.done = load_records(records)
         self._shared: dict[str, Any] = {}
         self._data: Any = None
         self.ran = 0
@@ -196,9 +188,7 @@ class TrialRunner:
             **{f"early_{k}": first.get(k) for k in ("train_top1", "rms", "L_T", "L_B", "L_A")},
         }
         self.ran += 1
-        if self.records is not None:
-            with self.records.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+        append_record(self.records, row)
         self.done[key] = row
         return row
 
@@ -213,10 +203,10 @@ def run_bench(plan: SearchBenchPlan, *, records: Path | None, log: Log) -> dict[
     runner = TrialRunner(plan, records, log)
     from trainables.catalog import validate
 
-    for v in grid_points(grid_space):  # refuse a bad value before the first trial
+    points = grid_points(grid_space)
+    for v in points:  # refuse a bad value before the first trial
         validate(runner.config(v))
     t0 = time.time()
-    points = grid_points(grid_space)
     grid_rows = []
     for i, v in enumerate(points):
         grid_rows.append(runner(v))
@@ -247,9 +237,9 @@ def run_bench(plan: SearchBenchPlan, *, records: Path | None, log: Log) -> dict[
                         "seed": seed,
                         "hv": h,
                         "ratio": h / grid_hv if grid_hv > 0 else float("nan"),
-                        "curve": [
-                            round(hv(rows[: n + 1], objectives), 5) for n in range(len(rows))
-                        ],
+                        "curve": hypervolume_curve(pd.DataFrame(rows), objectives, FIXED_REFERENCE)
+                        .round(5)
+                        .tolist(),
                         "trials": [
                             {k: r[k] for k in (*space.ranges, "top1", "cmap")} for r in rows
                         ],
