@@ -9,7 +9,23 @@ SCORES = ("top1", "cmap", "f1")
 METRICS = (*SCORES, "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")
 #: The config columns a reader compares trials by (plots, hover, parallel coordinates).
 COMPARED = ("B", "lam", "anonymizer", "anon_encoder", "action_model", "privacy_model", "seed")
+#: The knobs of the tubelet_prune and minimize families: they tell those configurations apart.
+KNOBS = (
+    "keep_ratio", "min_resolution", "min_frame_step", "min_crop", "min_bits", "min_grey",
+    "min_blur",
+)  # fmt: skip
 #: Config columns the loader puts first.
 CONFIG = (*COMPARED, "scale", "dataset")
 #: Config columns that are numbers.
-FLOAT_CONFIG = ("B", "lam")
+FLOAT_CONFIG = ("B", "lam", "keep_ratio", "min_resolution", "min_frame_step", "min_crop",
+                "min_bits", "min_blur")  # fmt: skip
+#: The anonymizer family of each trial (``penalty``, ``tubelet``, ``minimize``, ``baseline``).
+FAMILY = "family"
+#: The config columns only one family reads, with the value at which each does nothing (None:
+#: always shown for its family). As recorded by the study (``trainables.config.FAMILY_FIELDS``).
+FAMILY_COLUMNS: dict[str, tuple[str, object]] = {
+    "B": ("penalty", None), "lam": ("penalty", None), "keep_ratio": ("tubelet", None),
+    "min_resolution": ("minimize", 1.0), "min_frame_step": ("minimize", 1.0),
+    "min_crop": ("minimize", 1.0), "min_bits": ("minimize", 8.0), "min_grey": ("minimize", False),
+    "min_blur": ("minimize", 0.0),
+}  # fmt: skip

@@ -3,15 +3,20 @@ recomputes the analysis, and returns a ``go.Figure``; ``write_figure`` saves HTM
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.columns import COMPARED, SCORES
+from analysis.columns import COMPARED, FAMILY, KNOBS, SCORES
 
-HOVER = [*COMPARED, "run_id"]
+if TYPE_CHECKING:
+    from analysis.families import FamilySummary
+
+HOVER = [*COMPARED, *KNOBS, "run_id"]
 LEARNED_MARKER = dict(size=9, color="#1f77b4")
 
 
@@ -107,6 +112,85 @@ def pareto_scatter(
         )
     fig.update_layout(
         title="Action Top-1 vs privacy cMAP (right and down is better)",
+        xaxis_title="action Top-1 (higher is better)",
+        yaxis_title="privacy cMAP (lower is better)",
+        template="plotly_white",
+    )
+    return fig
+
+
+#: Colour and marker of each family on the families plot (others: grey circles).
+FAMILY_STYLE = {
+    "penalty": ("#1f77b4", "circle"),
+    "tubelet": ("#9467bd", "triangle-up"),
+    "minimize": ("#2ca02c", "square"),
+    "baseline": ("#ff7f0e", "diamond"),
+}
+
+
+def families_scatter(
+    configs: pd.DataFrame,
+    raw: tuple[float, float] | None,
+    summaries: Sequence[FamilySummary],
+    overall: tuple[object, object],
+) -> go.Figure:
+    """Every family on one Top-1/cMAP plot: each configuration (mean over seeds) in its
+    family's colour and marker, each family's own front (dotted), the overall front (solid
+    black), each family's picks (ideal distance: open star; TOPSIS: open cross) and the overall
+    picks (``overall``: the rows chosen by ideal distance and TOPSIS; filled stars)."""
+    fig = go.Figure()
+    for s in summaries:
+        colour, symbol = FAMILY_STYLE.get(s.family, ("#7f7f7f", "circle"))
+        g = configs[configs[FAMILY] == s.family]
+        cd, tmpl = _hover(g)
+        fig.add_trace(
+            go.Scatter(
+                x=g["top1"], y=g["cmap"], mode="markers", name=s.family, legendgroup=s.family,
+                marker=dict(size=10, color=colour, symbol=symbol), customdata=cd,
+                hovertemplate=tmpl + "<extra></extra>",
+            )
+        )  # fmt: skip
+        front = configs.loc[s.front].sort_values("top1")
+        fig.add_trace(
+            go.Scatter(
+                x=front["top1"], y=front["cmap"], mode="lines", legendgroup=s.family,
+                name=f"{s.family} front", line=dict(shape="hv", color=colour, dash="dot"),
+                hoverinfo="skip",
+            )
+        )  # fmt: skip
+        for row, sym, how in ((s.ideal, "star-open", "ideal"), (s.topsis, "x-open", "TOPSIS")):
+            fig.add_trace(
+                go.Scatter(
+                    x=[configs.loc[row, "top1"]], y=[configs.loc[row, "cmap"]], mode="markers",
+                    legendgroup=s.family, showlegend=False, name=f"{s.family} pick ({how})",
+                    marker=dict(size=18, color=colour, symbol=sym, line=dict(width=2)),
+                )
+            )  # fmt: skip
+    f = configs[configs["on_front"].astype(bool)].sort_values("top1")
+    fig.add_trace(
+        go.Scatter(
+            x=f["top1"], y=f["cmap"], mode="lines", name="overall front",
+            line=dict(shape="hv", color="black"), hoverinfo="skip",
+        )
+    )  # fmt: skip
+    for row, how in zip(overall, ("ideal distance", "TOPSIS"), strict=True):
+        fig.add_trace(
+            go.Scatter(
+                x=[configs.loc[row, "top1"]], y=[configs.loc[row, "cmap"]], mode="markers",
+                name=f"overall pick ({how})",
+                marker=dict(size=20, color="gold", symbol="star", line=dict(width=1)),
+            )
+        )  # fmt: skip
+    if raw is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[raw[0]], y=[raw[1]], mode="markers+text", name="raw data", text=["raw"],
+                textposition="bottom center",
+                marker=dict(size=13, symbol="star", color="#d62728"),
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title="Every anonymizer family on one front (right and down is better)",
         xaxis_title="action Top-1 (higher is better)",
         yaxis_title="privacy cMAP (lower is better)",
         template="plotly_white",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.columns import COMPARED, SCORES
+from analysis.columns import COMPARED, FAMILY, KNOBS, SCORES
 from analysis.pareto import DEFAULT_OBJECTIVES, Objectives
 from analysis.ranking import Choice, rank_ideal_distance, rank_topsis
 
@@ -26,7 +26,7 @@ CHANCE_MARGIN = 0.05
 def config_columns(df: pd.DataFrame) -> list[str]:
     """The columns that define a configuration: every compared or searched config column but
     the seed."""
-    return [c for c in (*COMPARED, *SEARCHED) if c != "seed" and c in df]
+    return [c for c in (*COMPARED, *SEARCHED, *KNOBS) if c != "seed" and c in df]
 
 
 def configurations(df: pd.DataFrame, metrics: Sequence[str] = (*SCORES, "rms")) -> pd.DataFrame:
@@ -49,6 +49,8 @@ def configurations(df: pd.DataFrame, metrics: Sequence[str] = (*SCORES, "rms")) 
             row["run_ids"] = " ".join(map(str, g["run_id"]))
         if "fixed_anonymizer" in g:
             row["fixed_anonymizer"] = bool(g["fixed_anonymizer"].iloc[0])
+        if FAMILY in g:
+            row[FAMILY] = str(g[FAMILY].iloc[0])
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -13,14 +13,15 @@ import argparse
 import html
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.columns import COMPARED, SCORES
+from analysis.columns import COMPARED, FAMILY, FAMILY_COLUMNS, SCORES
+from analysis.families import FamilySummary, families_markdown, families_of, summarise
 from analysis.pareto import default_reference, hypervolume, pareto_front
 from analysis.ranking import relative_drops
 from analysis.recommend import (
@@ -44,6 +45,8 @@ class ReportData:
     hypervolume: float
     reference: dict[str, float]
     warnings: list[str]
+    #: Per anonymizer family (when the study ran more than one): front, HV, picks.
+    families: list[FamilySummary] = field(default_factory=list)
 
 
 def analyse(
@@ -68,6 +71,7 @@ def analyse(
     configs = configurations(done, metrics=(*SCORES, "rms", *drops))
     configs["on_front"] = pareto_front(configs)
     ref = dict(reference) if reference is not None else default_reference(configs)
+    several = FAMILY in configs and len(families_of(configs)) > 1
     return ReportData(
         trials=done,
         configs=configs,
@@ -76,7 +80,20 @@ def analyse(
         hypervolume=hypervolume(configs, reference=ref),
         reference=ref,
         warnings=sanity_warnings(done, chance or {}),
+        families=summarise(configs, ref, raw[1] if raw else None) if several else [],
     )
+
+
+def only_family(df: pd.DataFrame, family: str) -> pd.DataFrame:
+    """The trials of one anonymizer family (``--family``); an unknown family is an error that
+    lists those the study ran."""
+    present = families_of(df) if FAMILY in df else []
+    if family not in present:
+        raise ValueError(
+            f"--family {family}: the study ran no trial of that family; its families: "
+            + (", ".join(present) or "none recorded (a study from before families)")
+        )
+    return df[df[FAMILY] == family]
 
 
 def _pm(row: pd.Series, metric: str) -> str:
@@ -84,10 +101,35 @@ def _pm(row: pd.Series, metric: str) -> str:
     return f"{mean:.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
 
 
-def _label(configs: pd.DataFrame, i: object) -> str:
-    """The configuration at row ``i`` by the config columns that vary (B and λ always)."""
+def _shown(row: pd.Series, column: str) -> bool:
+    """Whether a family's own column says something about this row (its family's, and not at
+    the value that does nothing)."""
+    owner, idle = FAMILY_COLUMNS[column]
+    if FAMILY not in row or row[FAMILY] != owner:
+        return FAMILY not in row and column in ("B", "lam")  # a study from before families
+    return idle is None or str(row[column]).lower() not in (
+        str(idle).lower(),
+        f"{idle:g}" if isinstance(idle, float) else "",
+    )
+
+
+def _setting(configs: pd.DataFrame, i: object) -> str:
+    """The knobs of a tubelet or minimize configuration (``keep_ratio = 0.5``); ''."""
     row = configs.loc[i]
-    keys = [c for c in config_columns(configs) if c in ("B", "lam") or configs[c].nunique() > 1]
+    cols = [c for c, (fam, _) in FAMILY_COLUMNS.items() if fam != "penalty" and c in row]
+    return ", ".join(f"{c} = {row[c]:.3g}" if isinstance(row[c], float) else f"{c} = {row[c]}"
+                     for c in cols if _shown(row, c))  # fmt: skip
+
+
+def _label(configs: pd.DataFrame, i: object) -> str:
+    """The configuration at row ``i`` by the config columns that vary (B and λ always, for the
+    penalty method; a family's own columns for its rows only)."""
+    row = configs.loc[i]
+    keys = [
+        c
+        for c in config_columns(configs)
+        if (_shown(row, c) if c in FAMILY_COLUMNS else configs[c].nunique() > 1)
+    ]
     names = {"lam": "λ"}
     return ", ".join(
         f"{names.get(k, k)} = {row[k]:.3g}" if isinstance(row[k], float) else f"{k} = {row[k]}"
@@ -157,12 +199,16 @@ def summary_markdown(data: ReportData, title: str, parent: str = "", tracking_ur
     lines += [
         "## Configurations (mean ± std over seeds)",
         "",
-        "| anonymizer | B | λ | seeds | Top-1 | cMAP | F1 | Top-1 drop | cMAP drop | front |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| anonymizer | B | λ | setting | seeds | Top-1 | cMAP | F1 | Top-1 drop | cMAP drop "
+        "| front |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for _, r in data.configs.iterrows():
+    for i, r in data.configs.iterrows():
+        penalty = r.get(FAMILY, "penalty") == "penalty"
+        b, lam = (f"{r['B']:.3g}", f"{r['lam']:.3g}") if penalty else ("", "")
         lines.append(
-            f"| {r.get('anonymizer', '')} | {r['B']:.3g} | {r['lam']:.3g} | {int(r['n'])} | "
+            f"| {r.get('anonymizer', '')} | {b} | {lam} | {_setting(data.configs, i)} | "
+            f"{int(r['n'])} | "
             f"{_pm(r, 'top1')} | {_pm(r, 'cmap')} | {_pm(r, 'f1')} | "
             f"{r['top1_drop']:+.1%} | {r['cmap_drop']:+.1%} | {'yes' if r['on_front'] else ''} |"
         )
@@ -173,6 +219,9 @@ def summary_markdown(data: ReportData, title: str, parent: str = "", tracking_ur
         "",
         *robustness_markdown(robustness_table(data.trials)),
     ]
+    if data.families:
+        raw_cmap = data.raw[1] if data.raw else None
+        lines += ["", *families_markdown(data.configs, data.families, _label, raw_cmap)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -201,7 +250,11 @@ def write_report(
     t = data.trials
     fixed = t["fixed_anonymizer"].eq(True) if "fixed_anonymizer" in t else None
     figs = {"pareto": plots.pareto_scatter(t, data.configs, data.raw, fixed)}
-    learned = t[~fixed] if fixed is not None else t
+    if data.families:
+        overall = (data.rec.chosen.index, data.rec.topsis.index)
+        figs["families"] = plots.families_scatter(data.configs, data.raw, data.families, overall)
+    # The B and lambda curves are the penalty method's.
+    learned = t[t[FAMILY] == "penalty"] if FAMILY in t else t[~fixed] if fixed is not None else t
     if "lam" in learned and (learned["lam"] == 1.0).any() and learned["B"].nunique() > 1:
         figs["metrics_vs_B"] = plots.metric_lines(
             learned[learned["lam"] == 1.0],
@@ -293,6 +346,21 @@ def _html(title: str, data: ReportData, figs: dict, parent: str, tracking_uri: s
     parts.append(f"<h2>Configurations (mean and std over seeds)</h2>{table}")
     ref = ", ".join(f"{k} = {v:g}" for k, v in data.reference.items())
     parts.append(f"<p>Hypervolume of the means (reference {ref}): {data.hypervolume:.5f}</p>")
+    if data.families:
+        raw_cmap = data.raw[1] if data.raw else None
+        md = families_markdown(data.configs, data.families, _label, raw_cmap)
+        parts.append(
+            '<div id="families">'
+            + "".join(
+                f"<h2>{html.escape(line[3:])}</h2>"
+                if line.startswith("## ")
+                else f"<p>{_md_inline(line)}</p>"
+                for line in md
+                if line and not line.startswith("|")
+            )
+            + _families_table(data)
+            + "</div>"
+        )
     across = robustness_table(data.trials)
     if not across.empty:
         parts.append(
@@ -306,6 +374,22 @@ def _html(title: str, data: ReportData, figs: dict, parent: str, tracking_uri: s
         + "\n".join(parts)
         + "</body></html>"
     )
+
+
+def _families_table(data: ReportData) -> str:
+    rows = [
+        {
+            "family": s.family,
+            "configurations": s.configurations,
+            "hypervolume": s.hypervolume,
+            "on overall front": s.on_overall_front,
+            "best Top-1 at cMAP <= raw - 0.15": s.best_top1_private,
+            "pick (ideal distance)": _label(data.configs, s.ideal),
+            "pick (TOPSIS)": _label(data.configs, s.topsis),
+        }
+        for s in data.families
+    ]
+    return pd.DataFrame(rows).to_html(index=False, float_format=lambda v: f"{v:.4f}")
 
 
 def build_parser(prog: str = "python -m analysis.report") -> argparse.ArgumentParser:
@@ -336,6 +420,12 @@ def build_parser(prog: str = "python -m analysis.report") -> argparse.ArgumentPa
         help="hypervolume reference point (default: 0,1, the worst values, so studies compare)",
     )
     p.add_argument("--no-png", action="store_true", help="skip the PNG copies of the plots")
+    p.add_argument(
+        "--family",
+        default="",
+        choices=["", "penalty", "tubelet", "minimize", "baseline"],
+        help="report one anonymizer family only (default: every family, on one front)",
+    )
     return p
 
 
@@ -356,6 +446,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "png": not args.no_png,
         "parent": args.parent,
         "hv_reference": parse_reference(args.hv_reference),
+        "family": args.family,
     }
 
 
@@ -369,7 +460,8 @@ def source_and_out(args: argparse.Namespace) -> tuple[str, Path]:
             "--tracking-uri"
         )
     uri = args.tracking_uri or f"sqlite:///{db}"
-    return uri, Path(args.out) if args.out else root / "report"
+    default = root / ("report-" + args.family if args.family else "report")
+    return uri, Path(args.out) if args.out else default
 
 
 def report_from_mlflow(
@@ -381,6 +473,7 @@ def report_from_mlflow(
     parent: str = "",
     hv_reference: Mapping[str, float] | None = None,
     served_at: str = "",
+    family: str = "",
 ) -> tuple[list[Path], str, ReportData]:
     """Write the report of one study (``parent``, default the experiment's newest) read from
     MLflow at ``uri`` into ``out``; return the files (report.html first), the parent run id and
@@ -396,12 +489,14 @@ def report_from_mlflow(
             file=sys.stderr,
         )
     df = trials_from_mlflow(experiment, uri, record.run_id)
+    if family:
+        df = only_family(df, family)
     data = analyse(df, record.chance, hv_reference)
     http = served_at or (uri if uri.startswith("http") else "")
     paths = write_report(
         df,
         out,
-        f"Study {experiment}",
+        f"Study {experiment}" + (f" ({family} family)" if family else ""),
         png=png,
         references=record.calibration,
         chance=record.chance,

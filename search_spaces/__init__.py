@@ -28,12 +28,15 @@ class SearchSpace:
     """What a study scans.
 
     ``grid``: every combination of these values is a trial (times the replicate seeds).
+    ``points``: explicit configurations (each a dict of field values), for a space whose parts
+    scan different fields (the anonymizer families); each grid combination runs with each point.
     ``fixed``: the same value in every trial. ``ranges``: searched by Optuna for ``num_samples``
     trials, towards ``objectives`` (metric -> "max" or "min").
     """
 
     name: str
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    points: list[dict[str, Any]] = field(default_factory=list)
     fixed: dict[str, Any] = field(default_factory=dict)
     ranges: dict[str, Range] = field(default_factory=dict)
     objectives: dict[str, str] = field(default_factory=dict)
@@ -46,7 +49,7 @@ class SearchSpace:
         return bool(self.ranges)
 
     def num_trials(self, seeds: int = 1) -> int:
-        n = self.num_samples if self.is_search else 1
+        n = self.num_samples if self.is_search else max(1, len(self.points))
         for values in self.grid.values():
             n *= len(values)
         return n * seeds
@@ -149,6 +152,70 @@ def baselines() -> SearchSpace:
     return SearchSpace(
         "baselines",
         grid={"anonymizer": fixed_anonymizers()},
+    )
+
+
+#: The minimize family's sweep: each operator alone at growing strength, then compositions.
+#: Resolution 1/2 and 1/4 and blur 1/56 and 1/16 of the width are the paper's downsampling and
+#: blur baselines (``downsample2x`` ... ``blur_strong`` are presets of the same operators).
+MINIMIZATION: list[dict[str, Any]] = [
+    *({"min_resolution": r} for r in (0.5, 0.25, 0.125)),
+    *({"min_frame_step": n} for n in (2, 4)),
+    *({"min_crop": c} for c in (0.75, 0.5)),
+    *({"min_bits": b} for b in (4, 2, 1)),
+    {"min_grey": True},
+    *({"min_blur": s} for s in (1 / 56, 1 / 16, 1 / 8)),
+    {"min_grey": True, "min_bits": 2},
+    {"min_resolution": 0.5, "min_grey": True},
+    {"min_crop": 0.5, "min_resolution": 0.5},
+]
+#: The part of the sweep that the families space runs (9 of the 17).
+FAMILIES_MINIMIZATION: list[dict[str, Any]] = [
+    {"min_resolution": 0.5},
+    {"min_resolution": 0.25},
+    {"min_frame_step": 2},
+    {"min_crop": 0.5},
+    {"min_bits": 2},
+    {"min_grey": True},
+    {"min_blur": 1 / 56},
+    {"min_blur": 1 / 16},
+    {"min_grey": True, "min_bits": 2},
+]
+#: tubelet_prune's keep ratios (its knob) in the families space.
+KEEP_RATIOS = [0.25, 0.5, 0.75, 0.9]
+#: The penalty family's bounds in the families space (lambda = 1).
+FAMILIES_BS = [0.05, 0.1, 0.2, 0.3]
+
+
+def _minimize_points(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"anonymizer": "minimize", **o} for o in ops]
+
+
+@_space(
+    "minimization",
+    "the minimize family's sweep: resolution, frame step, motion crop, bits, grey and blur "
+    "alone, then 3 compositions: 17 trials (includes the downsampling and blur baselines)",
+)
+def minimization() -> SearchSpace:
+    return SearchSpace("minimization", points=_minimize_points(MINIMIZATION))
+
+
+@_space(
+    "families",
+    "every anonymizer family on one front: the penalty method (B in {.05,.1,.2,.3}, lambda = "
+    "1), tubelet_prune (keep ratio in {.25,.5,.75,.9}), 9 minimize points (the downsampling "
+    "and blur baselines among them), raw and blackening: 19 trials",
+)
+def families() -> SearchSpace:
+    return SearchSpace(
+        "families",
+        points=[
+            *({"B": b, "lam": 1.0} for b in FAMILIES_BS),
+            *({"anonymizer": "tubelet_prune", "keep_ratio": k} for k in KEEP_RATIOS),
+            *_minimize_points(FAMILIES_MINIMIZATION),
+            {"anonymizer": "identity"},
+            {"anonymizer": "blacken"},
+        ],
     )
 
 

@@ -48,14 +48,14 @@ def bench_step(cfg: Any, steps: int, warmup: int, log: Any) -> dict[str, float]:
     import torch
 
     from trainables.action_models import build_action_model
-    from trainables.anonymizers import build_anonymizer
+    from trainables.build import anonymizer_for
     from trainables.device import Runtime, resolve_device
     from trainables.privacy_models import build_privacy_model
     from trainables.train import make_minimax_optimizers, minimax_step
 
     device = resolve_device(cfg.device)
     rt = Runtime(device=device, amp=cfg.amp, gen=torch.Generator().manual_seed(0))
-    anon = rt.place(build_anonymizer(cfg.anonymizer, cfg.anon_encoder), channels_last=True)
+    anon = rt.place(anonymizer_for(cfg, 101), channels_last=True)
     f_t = rt.place(
         build_action_model(cfg.action_model, num_classes=101, frames=cfg.frames, size=cfg.size)
     )

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from study.plan import StudyPlan
 from study.shared import init_path, raw_path
-from study.timings import concurrency, estimate, stage_seconds
-from trainables.config import TrialConfig
+from study.timings import concurrency, estimate, raw_seconds, stage_seconds
+from trainables.anonymizers import family
+from trainables.config import FAMILY_FIELDS, TrialConfig
 from trainables.keys import init_key, raw_key, result_key
 
 
@@ -21,6 +22,14 @@ def _varying(trials: list[TrialConfig]) -> list[str]:
         if f.name != "seed" and len({getattr(t, f.name) for t in trials}) > 1
     ]
     return [*keys, *(k for k in ("B", "lam") if k not in keys), "seed"]
+
+
+def _cell(cfg: TrialConfig, name: str) -> str:
+    owner = FAMILY_FIELDS.get(name)
+    if owner and family(cfg.anonymizer) != owner:
+        return ""
+    v = getattr(cfg, name)
+    return f"{v:.4g}" if isinstance(v, float) else f"{v}"
 
 
 def _minutes(seconds: float) -> str:
@@ -48,6 +57,7 @@ def describe(plan: StudyPlan) -> str:
     cols = _varying(trials)
     rows = [["#", *cols, "shared", "result"]]
     reused = 0
+    trained: list[TrialConfig] = []
     for i, cfg in enumerate(trials, start=1):
         key = result_key(cfg) if not study.no_reuse and not plan.space.is_search else None
         if key is not None and key in first:
@@ -55,21 +65,27 @@ def describe(plan: StudyPlan) -> str:
             reused += 1
         else:
             note = "trains"
+            trained.append(cfg)
             if key is not None:
                 first[key] = i
         shared = groups[(init_key(cfg), raw_key(cfg))]
-        rows.append([str(i), *(f"{getattr(cfg, c)}" for c in cols), shared, note])
+        rows.append([str(i), *(_cell(cfg, c) for c in cols), shared, note])
     widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
     lines += ["", *("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)]
 
     lines += ["", "Shared stages (identity/warm start and raw reference, computed once each):"]
     shared_s: list[float | None] = []
+    raws_to_compute: set[str] = set()
     for (ik, rk), label in groups.items():
         cfg = next(c for c in trials if (init_key(c), raw_key(c)) == (ik, rk))
         on_disk = init_path(root, cfg).exists() and raw_path(root, cfg).exists()
         sec = stage_seconds(Path(study.study_dir).resolve(), cfg)
-        if not on_disk:
-            shared_s.append(sec.shared)
+        if not init_path(root, cfg).exists():  # the raw reference counts once per raw key
+            own = None if sec.shared is None else max(0.0, sec.shared - raw_seconds(cfg))
+            shared_s.append(own)
+        if not raw_path(root, cfg).exists() and rk not in raws_to_compute:
+            raws_to_compute.add(rk)
+            shared_s.append(raw_seconds(cfg))
         state = "on disk, reused" if on_disk else "to compute"
         lines.append(
             f"  {label}: {cfg.anonymizer}/{cfg.anon_encoder}, f_T {cfg.action_model}, "
@@ -78,7 +94,11 @@ def describe(plan: StudyPlan) -> str:
     n_train = plan.num_trials - reused
     at_once = concurrency(study.max_concurrent, study.cpus_per_trial, study.gpus_per_trial)
     sec = stage_seconds(Path(study.study_dir).resolve(), trials[0])
-    total = estimate(shared_s, [sec.trial] * n_train, at_once)
+    if plan.space.is_search:  # the corners stand for the sampled trials
+        per_trial = [sec.trial] * n_train
+    else:
+        per_trial = [stage_seconds(Path(study.study_dir).resolve(), c).trial for c in trained]
+    total = estimate(shared_s, per_trial, at_once)
     lines += [
         "",
         f"{plan.num_trials} trials: {n_train} train, {reused} take an equivalent trial's stored "
@@ -87,9 +107,15 @@ def describe(plan: StudyPlan) -> str:
     if total is None:
         lines.append(f"Estimated wall time: unknown ({sec.source}).")
     else:
+        spread = {round(t or 0) for t in per_trial}
+        each = (
+            f"a trial {sec.trial or 0:.0f} s"
+            if len(spread) == 1
+            else f"a trial {min(spread)}-{max(spread)} s by family"
+        )
         lines.append(
             f"Estimated wall time: {_minutes(total)} (shared stages "
-            f"{sec.shared or 0:.0f} s each, a trial {sec.trial or 0:.0f} s; from {sec.source})."
+            f"{sum(s or 0 for s in shared_s):.0f} s in all, {each}; from {sec.source})."
         )
     if study.resume:
         from study.record import resume_problem

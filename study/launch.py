@@ -16,6 +16,7 @@ from study.config import build_parser, from_args
 
 if TYPE_CHECKING:
     from study.plan import StudyPlan
+    from trainables.config import TrialConfig
 
 
 def _log(msg: str) -> None:
@@ -70,17 +71,21 @@ def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
 
     study = plan.study
     trained = table[(table["status"] == "done") & ~table["reused"]] if len(table) else table
-    seconds = [float(v) for v in trained["seconds"]] if len(trained) else []
-    configs = plan.shared_configs
-    for cfg in configs:
+    # One row per cost setting (the trials of one family and backbones cost the same).
+    settings: dict[str, TrialConfig] = {}
+    for cfg in [*plan.shared_configs, *plan.trials]:
+        settings.setdefault(timings.cost_key(cfg), cfg)
+    shared_by_key = {timings.cost_key(c): c for c in plan.shared_configs}
+    for key, cfg in settings.items():
         shared = None
-        if init_key(cfg) in fresh:
+        if key in shared_by_key and init_key(cfg) in fresh:
             shared = load_init(study.root, cfg).seconds + load_raw(study.root, cfg).seconds
+        mine = trained[trained["cost_key"] == key] if "cost_key" in trained else trained.iloc[:0]
         timings.record(
             Path(study.study_dir).resolve(),
             cfg,
             shared_seconds=shared,
-            trial_seconds=seconds if len(configs) == 1 else [],
+            trial_seconds=[float(v) for v in mine["seconds"]],
             cpus_per_trial=study.cpus_per_trial,
             concurrent=study.max_concurrent,
         )

@@ -45,7 +45,8 @@ def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
                 tracking.log_metrics(c, parent, {f"shared/{name}/{tag}": v}, step=step)
 
 
-def log_report(c: Any, parent: str, paths: list[Path]) -> None:
-    """The report's files, under ``report/`` of the parent run."""
+def log_report(c: Any, parent: str, paths: list[Path], folder: str = "report") -> None:
+    """The report's files, under ``folder`` (``report/``; one family's: ``report-FAMILY/``) of
+    the parent run."""
     for p in paths:
-        c.log_artifact(parent, str(p), artifact_path="report")
+        c.log_artifact(parent, str(p), artifact_path=folder)

@@ -51,7 +51,7 @@ class StudyPlan:
     @property
     def num_trials(self) -> int:
         """Trials the study runs: grid points (or sampled configurations) times seeds."""
-        n = self.samples * self.study.seeds
+        n = self.samples * self.study.seeds * max(1, len(self.space.points))
         for values in self.space.grid.values():
             n *= len(values)
         return n
@@ -79,12 +79,14 @@ def _check_study(study: StudyConfig) -> None:
 
 
 def _points(space: SearchSpace) -> list[dict[str, Any]]:
-    """The grid's points; for a search, the corners of its ranges."""
+    """The grid's points (each with each explicit point); for a search, the corners of its
+    ranges."""
     if space.is_search:
         axes = {k: (r.low, r.high) for k, r in space.ranges.items()}
     else:
         axes = dict(space.grid)
-    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+    grid = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+    return [{**g, **p} for g in grid for p in (space.points or [{}])]
 
 
 def parse_grid(items: tuple[str, ...]) -> dict[str, list[Any]]:
@@ -105,6 +107,11 @@ def with_grid(space: SearchSpace, axes: dict[str, list[Any]]) -> SearchSpace:
         return space
     if space.is_search:
         raise ValueError(f"--grid: {space.name} is a search, not a grid; pick a grid space")
+    clash = sorted({k for p in space.points for k in p} & set(axes))
+    if clash:
+        raise ValueError(
+            f"--grid {', '.join(clash)}: the points of {space.name} set these themselves"
+        )
     fixed = {k: v for k, v in space.fixed.items() if k not in axes}
     return dataclasses.replace(space, grid={**space.grid, **axes}, fixed=fixed)
 
@@ -135,7 +142,8 @@ def plan_study(study: StudyConfig) -> StudyPlan:
         except ValueError as e:
             raise ValueError(f"--sampler: {e}") from None
     base = {"scale": study.scale, "dataset": study.dataset, **assigned}
-    overlap = sorted(set(base) & (set(space.grid) | set(space.ranges) | set(space.fixed)))
+    owned = set(space.grid) | set(space.ranges) | set(space.fixed)
+    overlap = sorted(set(base) & (owned | {k for p in space.points for k in p}))
     if overlap:
         raise ValueError(f"--set {', '.join(overlap)}: the space {space.name} sets these itself")
     for k, env in ROOT_ENV.items():  # record the roots the environment gives as params

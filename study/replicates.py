@@ -13,12 +13,17 @@ from typing import Any
 TRIAL_INDEX = "__trial_index__"
 
 
+#: The key of a space's explicit point (``SearchSpace.points``) in a Ray trial's config.
+POINT = "point"
+
+
 def seeded(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's config with the Repeater's copy index, if any, as its ``seed``."""
-    if TRIAL_INDEX not in config:
-        return dict(config)
-    out = {k: v for k, v in config.items() if k != TRIAL_INDEX}
-    out["seed"] = int(config[TRIAL_INDEX])
+    """A Ray trial's config as trial config fields: an explicit point's values merged in, and
+    the Repeater's copy index, if any, as its ``seed``."""
+    out = {k: v for k, v in config.items() if k not in (TRIAL_INDEX, POINT)}
+    out.update(config.get(POINT) or {})
+    if TRIAL_INDEX in config:
+        out["seed"] = int(config[TRIAL_INDEX])
     return out
 
 

@@ -23,6 +23,7 @@ def write_and_log(
     hv_reference: dict[str, float] | None = None,
     log: Callable[[str], None] = print,
     served_at: str = "",
+    family: str = "",
 ) -> list[Path]:
     """Write the report of one study of ``experiment`` (``parent``, else the newest) into
     ``out``, log it to the study's parent run and log the chosen anonymizer as an MLflow model;
@@ -36,9 +37,10 @@ def write_and_log(
         parent=parent,
         hv_reference=hv_reference,
         served_at=served_at,
+        family=family,
     )
     c = tracking.client(uri)
-    parent_run.log_report(c, run_id, paths)
+    parent_run.log_report(c, run_id, paths, "report-" + family if family else "report")
     if data.rec.run_id:
         try:
             model = log_chosen(c, uri, run_id, data.rec.run_id)

@@ -11,12 +11,25 @@ import pandas as pd
 
 from study.plan import StudyPlan
 from study.replicates import seeded
+from study.timings import cost_key
 from study.tracking import RUNS_VIEW, redact
-from trainables.config import from_dict
+from trainables.anonymizers import family, minimize_ops
+from trainables.config import TrialConfig, from_dict
 
 #: Where the `mlflow ui` command printed for a finished study serves it.
 UI_PORT = 5000
 UI_URI = f"http://127.0.0.1:{UI_PORT}"
+
+
+def setting(cfg: TrialConfig) -> str:
+    """The knob of a trial's family in words: ``keep 0.25``, ``resolution 0.5, grey``; '' for
+    the penalty family (B and lambda have columns) and the fixed baselines."""
+    fam = family(cfg.anonymizer)
+    if fam == "tubelet":
+        return f"keep {cfg.keep_ratio:g}"
+    if cfg.anonymizer == "minimize":
+        return minimize_ops(cfg).describe()
+    return ""
 
 
 def results_table(results: Iterable[Any]) -> pd.DataFrame:
@@ -24,14 +37,20 @@ def results_table(results: Iterable[Any]) -> pd.DataFrame:
     final metrics and status."""
     rows = []
     for r in results:
-        cfg = from_dict(seeded(r.config)).to_dict() if r.config else {}
+        trial = from_dict(seeded(r.config)) if r.config else None
+        cfg = trial.to_dict() if trial else {}
+        fam = family(trial.anonymizer) if trial else ""
         m = r.metrics or {}
         rows.append(
             {
                 "trial": (m.get("trial_id") or getattr(r, "path", "") or "").split("/")[-1][:28],
                 "anonymizer": cfg.get("anonymizer", ""),
-                "B": cfg.get("B"),
-                "lam": cfg.get("lam"),
+                "family": fam,
+                "setting": setting(trial) if trial else "",
+                "cost_key": cost_key(trial) if trial else "",
+                # B and lambda mean something for the penalty family only.
+                "B": cfg.get("B") if fam == "penalty" else None,
+                "lam": cfg.get("lam") if fam == "penalty" else None,
                 "seed": cfg.get("seed"),
                 "top1": m.get("top1"),
                 "cmap": m.get("cmap"),
@@ -59,10 +78,14 @@ def print_summary(
     print()
     print(f"Study {study.experiment_name} ({plan.space.name}): {status} in {seconds / 60:.1f} min")
     if table is not None and len(table):
+        shown = table.drop(columns=["cost_key"], errors="ignore")
+        if shown["family"].nunique() < 2:  # one family: its columns say it all
+            shown = shown.drop(columns=["family", "setting"])
+        order = [c for c in ("family", "B", "lam", "seed") if c in shown]
         with pd.option_context("display.width", 160, "display.max_rows", 500):
             print(
-                table.sort_values(["B", "lam", "seed"], na_position="last").to_string(
-                    index=False, float_format=lambda v: f"{v:.3f}"
+                shown.sort_values(order, na_position="last").to_string(
+                    index=False, float_format=lambda v: f"{v:.3f}", na_rep=""
                 )
             )
     print(f"\nStudy dir: {root}")

@@ -12,22 +12,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainables.config import TrialConfig
+from trainables.anonymizers import family
+from trainables.config import FAMILY_FIELDS, TrialConfig, neutral_fields
 from trainables.keys import stage_key
 
 FILE = "timings.jsonl"
 #: Seconds of the shared stages (on 2 CPU cores) and of one trial (1 CPU, 2 trials at once on 2
 #: cores) on the built-in benchmark: the fallback when no study ran here at that scale. The
 #: paper scale has none: it depends on the GPU and the dataset.
-SCALE_SECONDS: dict[str, tuple[float, float]] = {"smoke": (20.0, 40.0), "default": (170.0, 220.0)}
+SCALE_SECONDS: dict[str, tuple[float, float]] = {"smoke": (20.0, 40.0), "default": (110.0, 140.0)}
+#: The same per anonymizer family (penalty: the figures above): (its own shared stage, the
+#: raw reference excluded; one trial). Fixed anonymizers have no stage of their own and their
+#: trials only evaluate; tubelet_prune's stage trains its scorer. Measured by ``--space
+#: families`` at the default scale on this 2-core machine (README, "Anonymizer families").
+FAMILY_SECONDS: dict[str, dict[str, tuple[float, float]]] = {
+    "smoke": {"tubelet": (10.0, 25.0), "minimize": (0.0, 20.0), "baseline": (0.0, 20.0)},
+    "default": {"tubelet": (25.0, 50.0), "minimize": (0.0, 45.0), "baseline": (0.0, 45.0)},
+}
+#: Seconds of the raw reference alone (part of SCALE_SECONDS' shared figure).
+RAW_SECONDS = {"smoke": 8.0, "default": 25.0}
 #: What a row names besides its key, for people reading the file.
 NAMED = ("scale", "dataset", "anonymizer", "anon_encoder", "action_model", "privacy_model")
 
 
 def cost_key(cfg: TrialConfig) -> str:
     """What a trial's cost depends on: every field that changes what it computes, except B,
-    lambda and the seed (the penalty does not change the work)."""
-    return stage_key(dataclasses.replace(cfg, B=0.0, lam=0.0, seed=0), "game", "evaluation")
+    lambda, the seed and the knobs of the fixed families (none changes the work)."""
+    knobs = {
+        k: v for k, v in neutral_fields().items() if FAMILY_FIELDS.get(k, "penalty") != "penalty"
+    }
+    return stage_key(
+        dataclasses.replace(cfg, B=0.0, lam=0.0, seed=0, **knobs), "game", "evaluation"
+    )
 
 
 def _setting(cfg: TrialConfig) -> dict[str, Any]:
@@ -98,12 +114,25 @@ def stage_seconds(study_dir: Path, cfg: TrialConfig) -> StageSeconds:
             trial if trial is not None else fb[1],
             f"studies recorded on this machine ({Path(study_dir) / FILE})",
         )
+    fam = family(cfg.anonymizer)
+    if fam in FAMILY_SECONDS.get(cfg.scale, {}):
+        s, t = FAMILY_SECONDS[cfg.scale][fam]
+        return StageSeconds(
+            s + RAW_SECONDS[cfg.scale],
+            t,
+            f"the {cfg.scale} scale's reference figures (2 CPU cores, 2 trials at once)",
+        )
     if cfg.scale in SCALE_SECONDS:
         s, t = SCALE_SECONDS[cfg.scale]
         return StageSeconds(
             s, t, f"the {cfg.scale} scale's reference figures (2 CPU cores, 2 trials at once)"
         )
     return StageSeconds(None, None, "no study at this scale has run on this machine")
+
+
+def raw_seconds(cfg: TrialConfig) -> float:
+    """Seconds of the raw reference alone, at the scale (0 when unknown)."""
+    return RAW_SECONDS.get(cfg.scale, 0.0)
 
 
 def concurrency(max_concurrent: int, cpus_per_trial: float, gpus_per_trial: float) -> int:

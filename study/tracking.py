@@ -16,6 +16,8 @@ ROLE_TAG = "study.role"
 TRIAL_TAG = "study.trial_id"
 #: "learned" or "fixed" (a baseline): how the report tells them apart.
 ANONYMIZER_KIND_TAG = "anonymizer.kind"
+#: The anonymizer's family (trainables.anonymizers.family): penalty, tubelet, minimize, baseline.
+ANONYMIZER_FAMILY_TAG = "anonymizer.family"
 _SECRET = re.compile(r"(token|password|secret|credential|api_key)", re.IGNORECASE)
 #: ``scheme://user:password@host``: the password of a URI.
 _URI_PASSWORD = re.compile(r"(\w[\w+.-]*://[^/:@\s]*):[^@\s/]*@")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainables.config import FAMILY_FIELDS
 from trainables.trial import FINAL_METRICS
 
 if TYPE_CHECKING:
@@ -50,7 +51,14 @@ def _node() -> str:
 def trial_name(config: dict[str, Any]) -> str:
     keys = [
         k
-        for k in ("anonymizer", "anon_encoder", "action_model", "privacy_model", "B", "lam", "seed")
+        for k in (
+            "anonymizer",
+            "anon_encoder",
+            "action_model",
+            "privacy_model",
+            *FAMILY_FIELDS,
+            "seed",
+        )  # fmt: skip
         if k in config
     ]
     return " ".join(f"{k}={config[k]}" for k in keys)
@@ -251,7 +259,7 @@ def _log_stored(
     diagnostic that depends on B (the penalty is weighted by lambda = 0 when inert): it is left
     out when the source ran at another B."""
     from study import tracking
-    from trainables.anonymizers import build_anonymizer
+    from trainables.build import anonymizer_for
 
     for epoch, row in enumerate(stored.history, start=1):
         named = {f"train/{k}": v for k, v in row.items()}
@@ -261,7 +269,7 @@ def _log_stored(
     final = {k: float(stored.summary[k]) for k in FINAL_METRICS if k != "seconds"}
     final["seconds"] = seconds
     per_model = {k: float(v) for k, v in stored.summary.items() if "/" in k}
-    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
+    anon = anonymizer_for(cfg, data.num_classes)
     anon.load_state_dict(stored.anon_state)
     _log_outcome(c, run_id, cfg, data, {**final, **per_model}, stored.ap, anon)
     c.set_tag(run_id, "reused_from", stored.source_trial)
@@ -281,6 +289,8 @@ def _log_outcome(
     """Log a trial's final metrics, per-attribute AP and artifacts to its run."""
     from study import tracking
     from study.artifacts import write_trial_files
+    from trainables.anon_base import fits
+    from trainables.anonymizers import family
 
     aps = {f"ap/{a}": v for a, v in zip(data.attributes, ap, strict=True)}
     skipped = data.skipped_files()
@@ -289,7 +299,9 @@ def _log_outcome(
     if skipped:
         c.log_text(run_id, "\n".join(skipped) + "\n", "skipped_files.txt")
     # The report tells the fixed baselines from the learned anonymizers by this record.
-    c.set_tag(run_id, tracking.ANONYMIZER_KIND_TAG, "learned" if anonymizer.trainable else "fixed")
+    learned = anonymizer.trainable or fits(anonymizer)
+    c.set_tag(run_id, tracking.ANONYMIZER_KIND_TAG, "learned" if learned else "fixed")
+    c.set_tag(run_id, tracking.ANONYMIZER_FAMILY_TAG, family(cfg.anonymizer))
     with tempfile.TemporaryDirectory() as d:
         for path in write_trial_files(Path(d), anonymizer, data, cfg.to_dict()):
             c.log_artifact(run_id, str(path))

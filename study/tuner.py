@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from study.plan import StudyPlan
+from study.replicates import POINT
 
 
 def param_space(plan: StudyPlan) -> dict[str, Any]:
@@ -17,6 +18,8 @@ def param_space(plan: StudyPlan) -> dict[str, Any]:
     ps: dict[str, Any] = {**plan.base, **space.fixed}
     for k, values in space.grid.items():
         ps[k] = tune.grid_search(values)
+    if space.points:  # merged into the trial's config by study.replicates.seeded
+        ps[POINT] = tune.grid_search(space.points)
     for k, r in space.ranges.items():
         ps[k] = tune.loguniform(r.low, r.high) if r.log else tune.uniform(r.low, r.high)
     if not space.is_search:  # a search's seeds come from the repeater (study.replicates)

@@ -49,9 +49,12 @@ def load_anonymizer(weights: Path, config: Path) -> Anonymizer:
         cfg = from_dict(json.loads(config.read_text()))
     except (OSError, ValueError) as e:
         raise AnonymizeError(f"{config}: not a trial config.json ({e})") from e
-    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
+        # tubelet_prune's scorer predicts the actions it trained on: its head says how many.
+        head = state.get("vit.action_head.weight") if isinstance(state, dict) else None
+        classes = int(head.shape[0]) if head is not None else 2
+        anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder, cfg, classes)
         anon.load_state_dict(state)
     except Exception as e:  # noqa: BLE001 - any unreadable or mismatched file is the same error
         raise AnonymizeError(

@@ -6,39 +6,16 @@ clips (B, C, T, H, W) or images (B, C, H, W); learned ones run frame by frame, a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from trainables.anon_base import Anonymizer
+from trainables.config import TrialConfig
+from trainables.minimize import MinimizeOps
 from trainables.registry import Registry
-
-
-class Anonymizer(nn.Module):
-    """Base class: ``trainable`` says whether minimax updates it; ``needs_mask`` whether it
-    needs the actor mask (blackening)."""
-
-    trainable: bool = False
-    needs_mask: bool = False
-    #: Height and width must be multiples of this.
-    size_multiple: int = 1
-
-    def anonymize_frames(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if x.dim() == 4:
-            return self.anonymize_frames(x, mask)
-        if x.dim() != 5:
-            raise ValueError(f"anonymizers take (B,C,H,W) or (B,C,T,H,W), got {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        fmask = None if mask is None else mask.reshape(b * t, h, w)
-        out = self.anonymize_frames(frames, fmask)
-        return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)
-
 
 ANONYMIZERS: Registry[Anonymizer] = Registry("anonymizer")
 #: The registered anonymizers that the minimax game trains; every other one is a fixed baseline.
@@ -123,22 +100,22 @@ def _drop_unused_modules(net: nn.Module, probe_size: int) -> None:
 
 
 @_learned("unetpp", "UNet++ (the paper's f_A): depth 4, decoder (256,128,64,32)")
-def unetpp(encoder: str = "resnet18") -> Anonymizer:
+def unetpp(encoder: str = "resnet18", **_: Any) -> Anonymizer:
     return _smp("unetpp", encoder, 4, (256, 128, 64, 32))
 
 
 @_learned("unet", "plain UNet (SPAct's f_A): depth 4, decoder (256,128,64,32)")
-def unet(encoder: str = "resnet18") -> Anonymizer:
+def unet(encoder: str = "resnet18", **_: Any) -> Anonymizer:
     return _smp("unet", encoder, 4, (256, 128, 64, 32))
 
 
 @_learned("unetpp_tiny", "small CPU UNet++: depth 3, decoder (32,16,16)")
-def unetpp_tiny(encoder: str = "resnet18") -> Anonymizer:
+def unetpp_tiny(encoder: str = "resnet18", **_: Any) -> Anonymizer:
     return _smp("unetpp", encoder, 3, (32, 16, 16))
 
 
 @_learned("unet_tiny", "small CPU UNet: depth 3, decoder (32,16,16)")
-def unet_tiny(encoder: str = "resnet18") -> Anonymizer:
+def unet_tiny(encoder: str = "resnet18", **_: Any) -> Anonymizer:
     return _smp("unet", encoder, 3, (32, 16, 16))
 
 
@@ -147,37 +124,33 @@ class Identity(Anonymizer):
         return frames
 
 
-class Downsample(Anonymizer):
-    """Average-pool by ``factor`` and upsample back, so the models see the usual size."""
+class Minimize(Anonymizer):
+    """Data minimisation (:mod:`trainables.minimize`): fixed breadth and depth reductions. It
+    takes whole clips, so the frame-rate and crop operators see time."""
 
-    def __init__(self, factor: int) -> None:
+    def __init__(self, ops: MinimizeOps) -> None:
         super().__init__()
-        self.factor = factor
-        self.size_multiple = factor
+        self.ops = ops
 
     def anonymize_frames(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        small = F.avg_pool2d(frames, self.factor)
-        return F.interpolate(small, size=frames.shape[-2:], mode="bilinear", align_corners=False)
+        return self.ops(frames)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() not in (4, 5):
+            raise ValueError(f"anonymizers take (B,C,H,W) or (B,C,T,H,W), got {tuple(x.shape)}")
+        return self.ops(x)
 
 
-class GaussianBlur(Anonymizer):
-    """Gaussian blur whose sigma is a fraction of the frame width, so it means the same at any
-    resolution."""
-
-    def __init__(self, sigma_fraction: float) -> None:
-        super().__init__()
-        self.sigma_fraction = sigma_fraction
-
-    def anonymize_frames(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        sigma = max(self.sigma_fraction * frames.shape[-1], 1e-3)
-        radius = max(1, math.ceil(3 * sigma))
-        k = torch.arange(-radius, radius + 1, dtype=frames.dtype, device=frames.device)
-        k = torch.exp(-0.5 * (k / sigma) ** 2)
-        k = k / k.sum()
-        c = frames.shape[1]
-        x = F.pad(frames, (radius, radius, radius, radius), mode="replicate")
-        x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-        return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+def minimize_ops(cfg: TrialConfig) -> MinimizeOps:
+    """The ``min_*`` fields of a trial config as operators."""
+    return MinimizeOps(
+        resolution=cfg.min_resolution,
+        frame_step=cfg.min_frame_step,
+        crop=cfg.min_crop,
+        bits=cfg.min_bits,
+        grey=cfg.min_grey,
+        blur=cfg.min_blur,
+    )
 
 
 class Blacken(Anonymizer):
@@ -195,37 +168,79 @@ class Blacken(Anonymizer):
 
 
 @ANONYMIZERS.register("identity", "raw data: no anonymization (the reference)")
-def identity(encoder: str = "") -> Anonymizer:
+def identity(**_: Any) -> Anonymizer:
     return Identity()
 
 
-@ANONYMIZERS.register("downsample2x", "downsample 2x and upsample back")
-def downsample2x(encoder: str = "") -> Anonymizer:
-    return Downsample(2)
+# The paper's downsampling and blur baselines are presets of the minimize family.
+@ANONYMIZERS.register("downsample2x", "downsample 2x and upsample back (minimize preset)")
+def downsample2x(**_: Any) -> Anonymizer:
+    return Minimize(MinimizeOps(resolution=1 / 2))
 
 
-@ANONYMIZERS.register("downsample4x", "downsample 4x and upsample back")
-def downsample4x(encoder: str = "") -> Anonymizer:
-    return Downsample(4)
-
-
-@ANONYMIZERS.register("blur_weak", "weak Gaussian blur, sigma = 1/56 of the width (4 px at 224)")
-def blur_weak(encoder: str = "") -> Anonymizer:
-    return GaussianBlur(1 / 56)
+@ANONYMIZERS.register("downsample4x", "downsample 4x and upsample back (minimize preset)")
+def downsample4x(**_: Any) -> Anonymizer:
+    return Minimize(MinimizeOps(resolution=1 / 4))
 
 
 @ANONYMIZERS.register(
-    "blur_strong", "strong Gaussian blur, sigma = 1/16 of the width (14 px at 224)"
+    "blur_weak", "weak Gaussian blur, sigma = 1/56 of the width, 4 px at 224 (minimize preset)"
 )
-def blur_strong(encoder: str = "") -> Anonymizer:
-    return GaussianBlur(1 / 16)
+def blur_weak(**_: Any) -> Anonymizer:
+    return Minimize(MinimizeOps(blur=1 / 56))
+
+
+@ANONYMIZERS.register(
+    "blur_strong", "strong Gaussian blur, sigma = 1/16 of the width, 14 px at 224 (minimize preset)"
+)
+def blur_strong(**_: Any) -> Anonymizer:
+    return Minimize(MinimizeOps(blur=1 / 16))
+
+
+@ANONYMIZERS.register(
+    "minimize",
+    "data minimisation: the min_* fields (resolution, frame step, motion crop, bits, grey, blur)",
+)
+def minimize(cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
+    return Minimize(minimize_ops(cfg) if cfg is not None else MinimizeOps())
+
+
+@ANONYMIZERS.register(
+    "tubelet_prune",
+    "attention-driven tubelet pruning: a video ViT with action and privacy CLS tokens keeps "
+    "the keep_ratio best-scored tubelets",
+)
+def tubelet_prune(cfg: TrialConfig | None = None, num_classes: int = 2, **_: Any) -> Anonymizer:
+    from trainables.tubelet import TubeletPrune  # the ViT: only when this family is built
+
+    return TubeletPrune.from_config(cfg or TrialConfig(), num_classes)
 
 
 @ANONYMIZERS.register("blacken", "blackening of the people, where their masks are known")
-def blacken(encoder: str = "") -> Anonymizer:
+def blacken(**_: Any) -> Anonymizer:
     return Blacken()
 
 
-def build_anonymizer(name: str, encoder: str = "resnet18") -> Anonymizer:
-    """Build a registered anonymizer; an unknown name raises an error listing the valid ones."""
-    return ANONYMIZERS.build(name, encoder=encoder)
+def build_anonymizer(
+    name: str, encoder: str = "resnet18", cfg: TrialConfig | None = None, num_classes: int = 2
+) -> Anonymizer:
+    """Build a registered anonymizer; an unknown name raises an error listing the valid ones.
+    ``cfg`` gives the knobs of the minimize and tubelet_prune families; ``num_classes`` the
+    action classes of tubelet_prune's scorer."""
+    return ANONYMIZERS.build(name, encoder=encoder, cfg=cfg, num_classes=num_classes)
+
+
+#: The families of anonymizers a study compares: each registered name's family.
+FAMILIES = ("penalty", "tubelet", "minimize", "baseline")
+
+
+def family(name: str) -> str:
+    """``penalty`` (learned in the minimax game), ``tubelet`` (tubelet_prune), ``minimize``
+    (the minimize family and its presets) or ``baseline`` (raw, blackening)."""
+    if name in LEARNED:
+        return "penalty"
+    if name == "tubelet_prune":
+        return "tubelet"
+    if name in ("minimize", "downsample2x", "downsample4x", "blur_weak", "blur_strong"):
+        return "minimize"
+    return "baseline"

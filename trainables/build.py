@@ -16,6 +16,12 @@ from trainables.train import Log
 from trainables.weights import load_weights
 
 
+def anonymizer_for(cfg: TrialConfig, num_classes: int) -> Anonymizer:
+    """The trial's f_A, with the knobs of its family from ``cfg`` (``num_classes``: the action
+    classes, which tubelet_prune's scorer predicts)."""
+    return build_anonymizer(cfg.anonymizer, cfg.anon_encoder, cfg, num_classes)
+
+
 def _check_geometry(cfg: TrialConfig, anon: Anonymizer, models: list[tuple[str, Any]]) -> None:
     for what, m in [("anonymizer " + cfg.anonymizer, anon), *models]:
         mult = getattr(m, "size_multiple", 1)
@@ -23,6 +29,12 @@ def _check_geometry(cfg: TrialConfig, anon: Anonymizer, models: list[tuple[str, 
             raise ConfigError(
                 f"--size {cfg.size} does not work with {what}: height and width "
                 f"must be multiples of {mult}; try --size {mult * max(1, round(cfg.size / mult))}"
+            )
+        step = getattr(m, "frame_multiple", 1)
+        if cfg.frames % step:
+            raise ConfigError(
+                f"--frames {cfg.frames} does not work with {what}: the frame count must be a "
+                f"multiple of {step}; try --frames {step * max(1, round(cfg.frames / step))}"
             )
         min_frames = getattr(m, "min_frames", 1)
         if cfg.frames < min_frames:
@@ -35,7 +47,7 @@ def build_models(
     cfg: TrialConfig, data: TrialData
 ) -> tuple[Anonymizer, torch.nn.Module, torch.nn.Module]:
     """f_A, f_T and f_B for the game, with their geometry checked against the config."""
-    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
+    anon = anonymizer_for(cfg, data.num_classes)
     f_t = build_action_model(
         cfg.action_model, num_classes=data.num_classes, frames=cfg.frames, size=cfg.size
     )
@@ -83,7 +95,7 @@ def check_pretrained(cfg: TrialConfig) -> None:
         load_weights(fresh, path, f"f_B' ({model}{PRETRAINED})", lambda m: None)
     if not (cfg.anon_weights or cfg.action_weights or cfg.privacy_weights):
         return
-    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder)
+    anon = anonymizer_for(cfg, 2)
     f_t = build_action_model(cfg.action_model, num_classes=2, frames=cfg.frames, size=cfg.size)
     f_b = build_privacy_model(cfg.privacy_model, head="simclr", num_outputs=128)
     load_pretrained(cfg, anon, f_t, f_b, log=lambda m: None)

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import torch
 
 from trainables import losses
-from trainables.anonymizers import Blacken, Downsample, GaussianBlur
+from trainables.anonymizers import Blacken
 from trainables.config import TrialConfig
 from trainables.device import resolve_device
+from trainables.minimize import blur, greyscale, per_frame, resolution
 from trainables.pixels import fetch
 from trainables.sets import TrialData, batches
 
@@ -30,22 +31,21 @@ def flatten(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     return x.mean(dim=(2, 3, 4), keepdim=True).expand_as(x)
 
 
-def greyscale(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def grey(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """ITU-R BT.601 luma in every channel."""
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1, 1)
-    return (x * w).sum(1, keepdim=True).expand_as(x)
+    return greyscale(x)
 
 
 def _blur(sigma_px: float) -> Edit:
     def edit(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return GaussianBlur(sigma_px / x.shape[-1])(x)
+        return per_frame(x, lambda f: blur(f, sigma_px / x.shape[-1]))
 
     return edit
 
 
 def _downsample(factor: int) -> Edit:
     def edit(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return Downsample(factor)(x)
+        return per_frame(x, lambda f: resolution(f, 1 / factor))
 
     return edit
 
@@ -59,7 +59,7 @@ def blacken(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 EDITS: dict[str, Edit] = {
     "blur_sigma1": _blur(1.0),
     "downsample2x": _downsample(2),
-    "greyscale": greyscale,
+    "greyscale": grey,
     "blur_sigma2": _blur(2.0),
     "downsample4x": _downsample(4),
     "blacken": blacken,

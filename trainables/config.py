@@ -95,13 +95,33 @@ def split_names(value: str) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-def param(default: Any, help: str, *, stage: str | tuple[str, ...], **spec: Any) -> Any:
-    """A config field: its default, help text, stage(s) and what values it accepts."""
+def param(
+    default: Any,
+    help: str,
+    *,
+    stage: str | tuple[str, ...],
+    neutral: bool = False,
+    **spec: Any,
+) -> Any:
+    """A config field: its default, help text, stage(s) and what values it accepts.
+
+    ``neutral``: the default reproduces what trials computed before the field existed, and a
+    field at that value is left out of every key (:mod:`trainables.keys`), so adding it keeps
+    the keys of cached shared stages and of stored results valid. Every field added after the
+    first release declares it."""
     stages = (stage,) if isinstance(stage, str) else tuple(stage)
     unknown = [s for s in stages if s not in UPSTREAM]
     if not stages or unknown:
         raise ValueError(f"a config field needs stages among {STAGES}, got {stages}")
-    return field(default=default, metadata={"help": help, "stages": stages, "spec": Spec(**spec)})
+    meta = {"help": help, "stages": stages, "spec": Spec(**spec)}
+    if neutral:
+        meta["neutral"] = default
+    return field(default=default, metadata=meta)
+
+
+def neutral_fields() -> dict[str, Any]:
+    """Fields left out of the keys at their neutral value: name -> that value."""
+    return {f.name: f.metadata["neutral"] for f in fields(TrialConfig) if "neutral" in f.metadata}
 
 
 def help_field(default: Any, help: str, choices: tuple[Any, ...] = ()) -> Any:
@@ -139,6 +159,74 @@ class TrialConfig:
         registry="anonymizer",
     )
     anon_encoder: str = _f("mobilenet_v2", "encoder of a learned anonymizer (smp name)", stage=_ID)
+    # The tubelet_prune family (trainables/tubelet.py): a video ViT scores tubelets; the scorer
+    # trains in the identity stage (shared by every keep_ratio), keep_ratio is the knob.
+    keep_ratio: float = _f(
+        0.5,
+        "tubelet_prune: fraction of tubelets kept (top-k by score), in (0, 1]; 1 keeps the input",
+        stage=_GAME,
+        gt=0.0,
+        max=1.0,
+        neutral=True,
+    )
+    tubelet_frames: int = _f(
+        2, "tubelet_prune: frames per tubelet (t)", stage=_ID, min=1, neutral=True
+    )
+    tubelet_size: int = _f(
+        4, "tubelet_prune: tubelet height and width in pixels (p)", stage=_ID, min=1, neutral=True
+    )
+    vit_dim: int = _f(48, "tubelet_prune: ViT width", stage=_ID, min=8, neutral=True)
+    vit_depth: int = _f(2, "tubelet_prune: ViT blocks", stage=_ID, min=1, neutral=True)
+    vit_heads: int = _f(3, "tubelet_prune: ViT attention heads", stage=_ID, min=1, neutral=True)
+    tubelet_epochs: int = _f(
+        6,
+        "tubelet_prune: epochs training the ViT scorer (action CE on the action token, NT-Xent "
+        "on the privacy token)",
+        stage=_ID,
+        min=0,
+        neutral=True,
+    )
+    tubelet_lr: float = _f(
+        1e-3, "tubelet_prune: learning rate of the ViT scorer", stage=_ID, gt=0.0, neutral=True
+    )
+    # The minimize family (trainables/minimize.py): composable breadth and depth reductions.
+    min_resolution: float = _f(
+        1.0,
+        "minimize (breadth): spatial resolution kept, as a fraction of the side, in (0, 1]",
+        stage=_GAME,
+        gt=0.0,
+        max=1.0,
+        neutral=True,
+    )
+    min_frame_step: int = _f(
+        1,
+        "minimize (breadth): keep every n-th frame, holding it in between (frame rate / n)",
+        stage=_GAME,
+        min=1,
+        neutral=True,
+    )
+    min_crop: float = _f(
+        1.0,
+        "minimize (breadth): side of the window kept around the moving region, as a fraction "
+        "of the frame's, in (0, 1]; the rest takes the clip's mean colour",
+        stage=_GAME,
+        gt=0.0,
+        max=1.0,
+        neutral=True,
+    )
+    min_bits: int = _f(
+        8, "minimize (depth): bits per colour channel, 1-8", stage=_GAME, min=1, max=8,
+        neutral=True,
+    )  # fmt: skip
+    min_grey: bool = _f(False, "minimize (depth): greyscale", stage=_GAME, neutral=True)
+    min_blur: float = _f(
+        0.0,
+        "minimize (depth): Gaussian blur sigma as a fraction of the frame width (0: none)",
+        stage=_GAME,
+        min=0.0,
+        max=1.0,
+        neutral=True,
+    )
     # f_T and f_B are the fresh f_T' and f_B' too unless eval_* name others.
     action_model: str = _f(
         "c3d_tiny",
@@ -347,6 +435,15 @@ class TrialConfig:
         return {m.strip(): p.strip() for m, *rest in pairs for p in rest if m.strip()}
 
 
+#: The fields that only one anonymizer family reads (``trainables.anonymizers.family``), and
+#: that family: a trial's name shows them, the dry run leaves them blank for the others, and
+#: those of the fixed families do not change a trial's cost.
+FAMILY_FIELDS: dict[str, str] = {
+    "B": "penalty", "lam": "penalty", "keep_ratio": "tubelet", "min_resolution": "minimize",
+    "min_frame_step": "minimize", "min_crop": "minimize", "min_bits": "minimize",
+    "min_grey": "minimize", "min_blur": "minimize",
+}  # fmt: skip
+
 #: The suffix of a fresh f_B' evaluated from local weights (``eval_privacy_weights``).
 PRETRAINED = "_pretrained"
 
@@ -381,6 +478,13 @@ SCALES: dict[str, dict[str, Any]] = {
         anon_encoder="resnet18",
         action_model="i3d_r50",
         privacy_model="resnet50",
+        # tubelet_prune: a ViT-S width, half its depth, 2 x 16 x 16 tubelets.
+        tubelet_size=16,
+        vit_dim=384,
+        vit_depth=6,
+        vit_heads=6,
+        tubelet_epochs=30,
+        tubelet_lr=1e-4,
         batch_size=8,
         privacy_batch_size=8,
         identity_epochs=100,

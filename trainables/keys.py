@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import fields
 
-from trainables.config import STAGES, UPSTREAM, TrialConfig
+from trainables.config import STAGES, UPSTREAM, TrialConfig, neutral_fields
 
 
 def upstream(*stages: str) -> frozenset[str]:
@@ -38,9 +38,18 @@ def _hash(d: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _values(cfg: TrialConfig, names: tuple[str, ...]) -> dict[str, object]:
+    """The values of ``names``, less the fields at their neutral value (added after keys were
+    in use: at that value they compute what trials computed before them)."""
+    neutral = neutral_fields()
+    return {
+        k: getattr(cfg, k) for k in names if not (k in neutral and getattr(cfg, k) == neutral[k])
+    }
+
+
 def stage_key(cfg: TrialConfig, *stages: str) -> str:
     """A short hash of what the output of ``stages`` depends on."""
-    return _hash({k: getattr(cfg, k) for k in key_fields(*stages)})
+    return _hash(_values(cfg, key_fields(*stages)))
 
 
 def init_key(cfg: TrialConfig) -> str:
@@ -62,8 +71,11 @@ def shared_key(cfg: TrialConfig) -> str:
 def penalty_is_inert(cfg: TrialConfig) -> bool:
     """True when the penalty term is exactly zero at every step, whatever the data: lambda = 0,
     or B >= 1, which an RMS of pixels in [0, 1] (the anonymizers end in a sigmoid or a clamp)
-    can never exceed. Such trials compute exactly what the unpenalised game computes."""
-    return cfg.lam == 0.0 or cfg.B >= 1.0
+    can never exceed, or no game is played (an anonymizer the game does not train). Such
+    trials compute exactly what the unpenalised game computes."""
+    from trainables.anonymizers import LEARNED  # the registry: torch, only when keys are made
+
+    return cfg.lam == 0.0 or cfg.B >= 1.0 or cfg.anonymizer not in LEARNED
 
 
 #: Every stage a trial's result depends on: all but the runtime.
@@ -73,7 +85,7 @@ RESULT_STAGES = tuple(s for s in STAGES if s != "runtime")
 def result_key(cfg: TrialConfig) -> str:
     """A short hash of everything a trial's result depends on. Trials whose penalty is inert
     share one key (B and lambda drop out), so a study computes their common result once."""
-    d: dict[str, object] = {k: getattr(cfg, k) for k in key_fields(*RESULT_STAGES)}
+    d = _values(cfg, key_fields(*RESULT_STAGES))
     if penalty_is_inert(cfg):
         d["B"], d["lam"] = "inert", "inert"
     return _hash(d)

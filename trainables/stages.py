@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from trainables.anon_base import fits
 from trainables.anonymizers import build_anonymizer
 from trainables.build import build_models, load_pretrained
 from trainables.config import TrialConfig
@@ -25,7 +26,8 @@ from trainables.train import Log, identity_init, pretrain_action, pretrain_priva
 
 @dataclass
 class InitStages:
-    """The initial f_A, f_T and f_B (None for a fixed anonymizer) and their training curves."""
+    """The initial f_A, f_T and f_B (None for a fixed anonymizer; only f_A, its trained
+    scorer, for tubelet_prune) and their training curves."""
 
     key: str
     anon: dict[str, torch.Tensor] | None = None
@@ -65,6 +67,17 @@ def compute_init(cfg: TrialConfig, data: TrialData, log: Log = print) -> InitSta
     t0 = time.time()
     rt = runtime(cfg.device, cfg.amp, cfg.data_seed)
     anon, f_t, f_b = build_models(cfg, data)
+    if fits(anon):  # tubelet_prune: its scorer trains here, once for every keep_ratio
+        rt.place(anon)
+        t1 = time.time()
+        history = anon.fit(stage_data(data, rt.device), cfg, rt, log)  # type: ignore[operator]
+        return InitStages(
+            key=init_key(cfg),
+            anon=cpu_state(anon),
+            history=history,
+            seconds=time.time() - t0,
+            stage_seconds={"scorer": time.time() - t1},
+        )
     if not anon.trainable:
         return InitStages(key=init_key(cfg))
     load_pretrained(cfg, anon, f_t, f_b, log)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from trainables.anon_base import fits
 from trainables.build import build_models, check_pretrained
 from trainables.catalog import validate
 from trainables.config import TrialConfig
@@ -170,6 +171,12 @@ def run_trial(
         stages["game"] = time.time() - t_game
         stages["epoch_callbacks"] = callbacks[0]
         stages["game_steps"] = steps[0]
+    elif fits(anon):
+        anon.load_state_dict(shared.init.anon)
+        rt.place(anon)
+        log(
+            f"[minimax] skipped: {cfg.anonymizer} uses its trained scorer, keep_ratio={cfg.keep_ratio}"
+        )
     else:
         rt.place(anon, channels_last=True)
         log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")

@@ -1,0 +1,378 @@
+"""The anonymizer families: tubelet pruning, data minimisation, the families space and report."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.study_helpers import launch_args, runs
+from trainables import minimize as mz
+from trainables.tubelet import (
+    TubeletPrune,
+    TubeletViT,
+    expand_mask,
+    keep_top,
+    prune,
+    tubelet_scores,
+)
+
+
+def _prune(keep_ratio: float, frames: int = 4, size: int = 8) -> TubeletPrune:
+    vit = TubeletViT(frames, size, t=2, p=4, dim=8, depth=1, heads=2, num_classes=3)
+    return TubeletPrune(vit, t=2, p=4, frames=frames, keep_ratio=keep_ratio).eval()
+
+
+# --- tubelet pruning -----------------------------------------------------------------------
+
+
+def test_tubelet_scores_contrast_the_action_and_privacy_tokens():
+    attn = torch.zeros(1, 2, 5, 5)
+    attn[0, :, 0, 2:] = torch.tensor([0.5, 0.3, 0.2])  # the action token's attention
+    attn[0, :, 1, 2:] = torch.tensor([0.1, 0.6, 0.3])  # the privacy token's
+    assert torch.allclose(tubelet_scores(attn), torch.tensor([[0.4, -0.3, -0.1]]))
+
+
+def test_pruned_tubelets_are_those_with_the_lowest_scores(monkeypatch):
+    anon = _prune(keep_ratio=0.5)  # 2 x 2 x 2 = 8 tubelets: keeps 4
+    scores = torch.tensor([[5.0, -1.0, 3.0, 0.0, 7.0, -4.0, 2.0, 1.0]])
+    monkeypatch.setattr(anon, "scores", lambda x: scores)
+    x = torch.rand(1, 3, 4, 8, 8)
+    with torch.no_grad():
+        y = anon(x)
+    fill = x.mean(dim=(2, 3, 4))
+    cells = y.reshape(1, 3, 2, 2, 2, 4, 2, 4).permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(8, 3, -1)
+    src = x.reshape(1, 3, 2, 2, 2, 4, 2, 4).permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(8, 3, -1)
+    kept = [i for i in range(8) if torch.equal(cells[i], src[i])]
+    pruned = [i for i in range(8) if torch.allclose(cells[i], fill[0].view(3, 1).expand(3, 32))]
+    assert sorted(kept) == [0, 2, 4, 6]  # the 4 highest scores: 7, 5, 3, 2
+    assert sorted(pruned) == [1, 3, 5, 7]  # the 4 lowest: -4, -1, 0, 1
+    assert all(scores[0, p] < scores[0, k] for p in pruned for k in kept)
+
+
+def test_keep_top_keeps_ceil_k_n_and_at_least_one():
+    s = torch.arange(10.0).view(1, 10)
+    assert keep_top(s, 0.25).sum() == 3 and keep_top(s, 0.25)[0, 7:].all()
+    assert keep_top(s, 0.01).sum() == 1 and keep_top(s, 0.01)[0, 9]
+    assert keep_top(s, 1.0).all()
+
+
+def test_keep_ratio_one_reproduces_the_input():
+    x = torch.rand(2, 3, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(_prune(1.0)(x), x)
+        assert torch.equal(_prune(1.0)(x[:, :, 0]), x[:, :, 0])
+    keep = expand_mask(keep_top(torch.randn(2, 8), 1.0), (2, 2, 2), (2, 4, 4))
+    assert torch.equal(prune(x, keep), x)  # the pruning path with every tubelet kept
+
+
+def test_tubelet_prune_takes_clips_and_frames_and_keeps_about_k():
+    anon = _prune(keep_ratio=0.25)
+    x = torch.rand(2, 3, 4, 8, 8)
+    with torch.no_grad():
+        y, yi = anon(x), anon(x[:, :, 0])
+    assert y.shape == x.shape and yi.shape == x[:, :, 0].shape
+    assert (y == x).float().mean().item() == pytest.approx(0.25, abs=0.02)
+    assert (yi == x[:, :, 0]).float().mean().item() == pytest.approx(0.25, abs=0.02)
+    with pytest.raises(ValueError, match="must tile"):
+        TubeletViT(frames=3, size=8, t=2, p=4, dim=8, depth=1, heads=2, num_classes=3)
+
+
+def test_tubelet_geometry_is_refused_before_any_work(tiny_cfg):
+    import dataclasses
+
+    from trainables.build import build_models
+    from trainables.config import ConfigError
+    from trainables.data import load_data
+
+    cfg = dataclasses.replace(tiny_cfg, anonymizer="tubelet_prune", tubelet_frames=3)
+    data = load_data(tiny_cfg, lambda m: None)
+    with pytest.raises((ConfigError, ValueError), match="tubelet|frames"):
+        build_models(cfg, data)
+
+
+def test_the_scorer_trains_once_and_every_keep_ratio_reuses_it(tiny_cfg):
+    """The scorer's fields are in the identity stage, keep_ratio in the game's: one shared
+    stage serves every keep ratio; the fit learns (its losses are finite and recorded)."""
+    import dataclasses
+
+    from trainables.data import load_data
+    from trainables.keys import init_key, result_key
+    from trainables.stages import compute_shared
+    from trainables.trial import run_trial
+
+    cfgs = [
+        dataclasses.replace(tiny_cfg, anonymizer="tubelet_prune", keep_ratio=k, tubelet_epochs=2)
+        for k in (0.25, 1.0)
+    ]
+    assert init_key(cfgs[0]) == init_key(cfgs[1]) and result_key(cfgs[0]) != result_key(cfgs[1])
+    data = load_data(cfgs[0], lambda m: None)
+    shared = compute_shared(cfgs[0], data, lambda m: None)
+    assert shared.init.anon is not None and len(shared.init.history["tubelet_ce"]) == 2
+    assert all(math.isfinite(v) for v in shared.init.history["tubelet_ntxent"])
+    full = run_trial(cfgs[1], data=data, shared=shared, log=lambda m: None)
+    assert full.rms == pytest.approx(0.0, abs=1e-6)  # keep_ratio 1: the input, unchanged
+    pruned = run_trial(cfgs[0], data=data, shared=shared, log=lambda m: None)
+    assert pruned.rms > 0.01
+
+
+# --- data minimisation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        lambda x: mz.resolution(x, 0.25),
+        lambda x: mz.bit_depth(x, 2),
+        lambda x: mz.greyscale(x),
+        lambda x: mz.blur(x, 1 / 16),
+        lambda x: mz.motion_crop(x, 0.5),
+    ],
+    ids=["resolution", "bits", "grey", "blur", "crop"],
+)
+def test_each_frame_operator_keeps_shape_and_range(op):
+    x = torch.rand(3, 3, 16, 16)
+    y = op(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1 and not torch.equal(y, x)
+
+
+def test_clip_operators_keep_shape_and_range():
+    x = torch.rand(2, 3, 8, 16, 16)
+    for y in (
+        mz.frame_step(x, 2),
+        mz.motion_crop(x, 0.5),
+        mz.MinimizeOps(0.5, 2, 0.5, 3, True, 0.05)(x),
+    ):
+        assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+
+
+def test_operators_do_what_they_say():
+    x = torch.rand(2, 3, 8, 16, 16)
+    held = mz.frame_step(x, 4)
+    assert torch.equal(held[:, :, 1], x[:, :, 0]) and torch.equal(held[:, :, 5], x[:, :, 4])
+    assert len(torch.unique(mz.bit_depth(x, 2))) <= 4
+    g = mz.greyscale(x)
+    assert torch.equal(g[:, 0], g[:, 1]) and torch.equal(g[:, 1], g[:, 2])
+    f = x[:, :, 0]
+    pooled = F.interpolate(F.avg_pool2d(f, 2), size=(16, 16), mode="bilinear", align_corners=False)
+    assert torch.allclose(mz.resolution(f, 0.5), pooled, atol=1e-6)
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(mz.blur(flat, 0.1), flat, atol=1e-6)
+    # The crop keeps the window around what moves: a square drifting in one corner.
+    clip = torch.zeros(1, 3, 4, 16, 16)
+    for t in range(4):
+        clip[0, :, t, 10 + t % 2 : 14 + t % 2, 10:14] = 1.0
+    keep = mz.crop_window(clip, 0.5)
+    assert keep.sum() == 64 and keep[0, 11, 11] and not keep[0, 2, 2]
+    out = mz.motion_crop(clip, 0.5)
+    assert torch.equal(out[0, :, :, 11, 11], clip[0, :, :, 11, 11])
+    assert torch.allclose(out[0, :, :, 0, 0], clip.mean(dim=(2, 3, 4))[0].view(3, 1))
+    # The defaults change nothing.
+    assert torch.equal(mz.MinimizeOps()(x), x) and mz.MinimizeOps().describe() == "none"
+
+
+def test_bad_operator_values_are_refused():
+    with pytest.raises(ValueError, match="bits must lie in"):
+        mz.MinimizeOps(bits=0)
+    with pytest.raises(ValueError, match="resolution must lie in"):
+        mz.MinimizeOps(resolution=0.0)
+    from trainables.catalog import validate
+    from trainables.config import ConfigError, config_for
+
+    with pytest.raises(ConfigError, match="--min-bits"):
+        validate(config_for("smoke", anonymizer="minimize", min_bits=9))
+    with pytest.raises(ConfigError, match="--keep-ratio"):
+        validate(config_for("smoke", anonymizer="tubelet_prune", keep_ratio=0.0))
+
+
+def test_the_downsampling_and_blur_baselines_are_minimize_presets():
+    from trainables.anonymizers import Minimize, build_anonymizer, family
+    from trainables.config import config_for
+
+    x = torch.rand(2, 3, 4, 32, 32)
+    for name, field, value in (
+        ("downsample2x", "min_resolution", 0.5),
+        ("downsample4x", "min_resolution", 0.25),
+        ("blur_weak", "min_blur", 1 / 56),
+        ("blur_strong", "min_blur", 1 / 16),
+    ):
+        preset = build_anonymizer(name)
+        assert isinstance(preset, Minimize) and family(name) == "minimize"
+        cfg = config_for("smoke", anonymizer="minimize", **{field: value})
+        assert torch.equal(preset(x), build_anonymizer("minimize", cfg=cfg)(x)), name
+
+
+# --- keys, spaces, plan ---------------------------------------------------------------------
+
+
+def test_fields_at_their_neutral_value_leave_every_key_unchanged():
+    import dataclasses
+
+    from trainables.config import config_for, neutral_fields
+    from trainables.keys import _hash, init_key, key_fields, result_key, stage_key
+
+    neutral = neutral_fields()
+    assert {"keep_ratio", "min_bits", "vit_dim"} <= set(neutral)
+    cfg = config_for("default", B=0.1)
+    names = [n for n in key_fields("warm") if n not in neutral]
+    assert init_key(cfg) == _hash({n: getattr(cfg, n) for n in names})
+    assert stage_key(cfg, "warm") == init_key(cfg)
+    moved = dataclasses.replace(cfg, min_bits=4)
+    assert result_key(moved) != result_key(cfg) and init_key(moved) == init_key(cfg)
+    scorer = dataclasses.replace(cfg, vit_dim=64)  # an identity-stage field moves that key
+    assert init_key(scorer) != init_key(cfg)
+
+
+def test_the_game_fields_do_not_split_trials_the_game_does_not_train():
+    from trainables.config import config_for
+    from trainables.keys import result_key
+
+    a = config_for("smoke", anonymizer="minimize", min_grey=True, B=0.1, lam=1.0)
+    b = config_for("smoke", anonymizer="minimize", min_grey=True, B=0.3, lam=0.5)
+    assert result_key(a) == result_key(b)
+    assert result_key(config_for("smoke", B=0.1)) != result_key(config_for("smoke", B=0.3))
+
+
+def test_families_space_covers_every_family_with_three_points_or_more(tmp_path):
+    from search_spaces import MINIMIZATION, get_space
+    from study.config import StudyConfig
+    from study.plan import plan_study
+    from trainables.anonymizers import family
+
+    plan = plan_study(StudyConfig(space="families", scale="default", study_dir=str(tmp_path)))
+    fams = pd.Series([family(c.anonymizer) for c in plan.trials]).value_counts()
+    assert fams["penalty"] >= 3 and fams["tubelet"] >= 3 and fams["minimize"] >= 3
+    assert plan.num_trials == len(plan.trials) == get_space("families").num_trials() == 19
+    assert (
+        len({(c.keep_ratio, c.anonymizer) for c in plan.trials if c.anonymizer == "tubelet_prune"})
+        == 4
+    )
+    mini = plan_study(StudyConfig(space="minimization", study_dir=str(tmp_path)))
+    assert len(mini.trials) == len(MINIMIZATION) == 17
+    assert {c.min_resolution for c in mini.trials} >= {0.5, 0.25}  # the downsampling baselines
+    with pytest.raises(ValueError, match="points of families set these"):
+        plan_study(
+            StudyConfig(space="families", grid=("anonymizer=identity",), study_dir=str(tmp_path))
+        )
+    with pytest.raises(ValueError, match="--set anonymizer"):
+        plan_study(
+            StudyConfig(space="families", set=("anonymizer=identity",), study_dir=str(tmp_path))
+        )
+
+
+def test_a_point_is_merged_into_the_trial_config():
+    from study.replicates import POINT, TRIAL_INDEX, seeded
+
+    out = seeded(
+        {"scale": "smoke", POINT: {"anonymizer": "minimize", "min_bits": 2}, TRIAL_INDEX: 1}
+    )
+    assert out == {"scale": "smoke", "anonymizer": "minimize", "min_bits": 2, "seed": 1}
+
+
+def test_the_dry_run_estimates_each_family_at_its_own_cost(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "study.launch", "--space", "families", "--scale", "default",
+         "--dry-run", "--study-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "19 trials: 19 train" in r.stdout and "by family" in r.stdout
+    minutes = float(r.stdout.split("Estimated wall time: ")[1].split(" min")[0])
+    assert 5 < minutes <= 30
+
+
+# --- analysis --------------------------------------------------------------------------------
+
+
+def _family_configs() -> pd.DataFrame:
+    rows = [
+        ("penalty", 0.90, 0.70), ("penalty", 0.80, 0.55), ("penalty", 0.60, 0.50),
+        ("tubelet", 0.85, 0.72), ("tubelet", 0.50, 0.40), ("tubelet", 0.30, 0.38),
+        ("minimize", 0.95, 0.80), ("minimize", 0.40, 0.60), ("minimize", 0.20, 0.45),
+        ("baseline", 1.00, 0.85), ("baseline", 0.10, 0.30),
+    ]  # fmt: skip
+    df = pd.DataFrame(rows, columns=["family", "top1", "cmap"])
+    df["anonymizer"] = df["family"]
+    df["B"] = np.arange(len(df)) / 10
+    df["lam"] = 1.0
+    return df
+
+
+def test_family_summaries_fronts_and_owners():
+    from analysis.families import front_owners, stretches, summarise
+    from analysis.pareto import FIXED_REFERENCE, hypervolume, pareto_front
+
+    configs = _family_configs()
+    configs["on_front"] = pareto_front(configs)
+    out = {s.family: s for s in summarise(configs, FIXED_REFERENCE, raw_cmap=0.84)}
+    assert list(out) == ["penalty", "tubelet", "minimize", "baseline"]
+    pen = out["penalty"]
+    assert pen.front == [0, 1, 2] and pen.configurations == 3
+    assert pen.hypervolume == pytest.approx(
+        hypervolume(configs.loc[[0, 1, 2]], reference=FIXED_REFERENCE)
+    )
+    assert pen.best_top1_private == pytest.approx(0.80)  # cMAP <= 0.69: 0.55 and 0.50
+    assert out["minimize"].best_top1_private == pytest.approx(0.40)
+    assert pen.ideal in pen.front and pen.topsis in pen.front
+    owners = front_owners(configs)
+    assert owners["top1"].is_monotonic_decreasing
+    runs_ = stretches(owners)
+    assert runs_[0][0] == "baseline" and {f for f, _, _ in runs_} <= set(out)
+    assert sum(s.on_overall_front for s in out.values()) == int(configs["on_front"].sum())
+    none = summarise(configs, FIXED_REFERENCE, raw_cmap=0.40)
+    assert math.isnan(next(s for s in none if s.family == "penalty").best_top1_private)
+
+
+def test_the_report_draws_every_family_and_filters_one(tmp_path):
+    from analysis.report import analyse, only_family, summary_markdown, write_report
+
+    trials = _family_configs().assign(seed=0, run_id=[f"r{i}" for i in range(11)],
+                                      raw_top1=1.0, raw_cmap=0.85, raw_f1=0.6, f1=0.5, rms=0.1)  # fmt: skip
+    data = analyse(trials)
+    assert [s.family for s in data.families] == ["penalty", "tubelet", "minimize", "baseline"]
+    paths = write_report(trials, tmp_path, "families", png=False, data=data)
+    assert (tmp_path / "families.html").is_file() and tmp_path / "report.html" in paths
+    md = summary_markdown(data, "families")
+    assert "## Anonymizer families" in md and "The overall front" in md
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="families"' in html and "tubelet front" in html
+    one = only_family(trials, "tubelet")
+    assert set(one["family"]) == {"tubelet"} and analyse(one).families == []
+    with pytest.raises(ValueError, match="--family penalty.*no trial|its families"):
+        only_family(trials[trials["family"] != "penalty"], "penalty")
+
+
+# --- a families study, end to end -------------------------------------------------------------
+
+
+@pytest.mark.heavy
+def test_a_smoke_families_study_runs_every_family_end_to_end(tmp_path):
+    """The real families space (19 trials: Ray, a real MLflow server) on tiny smoke settings;
+    then the report with every family, and with one."""
+    args = launch_args(tmp_path / "studies", "--set", "tubelet_epochs=1", space="families")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=1200, env=dict(os.environ))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    root = tmp_path / "studies" / "families"
+    _, children = runs(root)
+    assert len(children) == 19 and all(c.info.status == "FINISHED" for c in children)
+    fams = pd.Series([c.data.tags["anonymizer.family"] for c in children]).value_counts()
+    assert fams.to_dict() == {"minimize": 9, "penalty": 4, "tubelet": 4, "baseline": 2}
+    tub = [c for c in children if c.data.params["anonymizer"] == "tubelet_prune"]
+    assert len({c.data.params["keep_ratio"] for c in tub}) == 4
+    report = (root / "report" / "summary.md").read_text()
+    assert "## Anonymizer families" in report
+    r = subprocess.run(
+        [sys.executable, "-m", "analysis.report", "--experiment", "families", "--study-dir",
+         str(tmp_path / "studies"), "--family", "tubelet", "--no-png"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    one = pd.read_csv(root / "report-tubelet" / "trials.csv")
+    assert set(one["family"]) == {"tubelet"} and len(one) == 4
