@@ -230,16 +230,6 @@ def test_fields_at_their_neutral_value_leave_every_key_unchanged():
     assert init_key(scorer) != init_key(cfg)
 
 
-def test_the_game_fields_do_not_split_trials_the_game_does_not_train():
-    from trainables.config import config_for
-    from trainables.keys import result_key
-
-    a = config_for("smoke", anonymizer="minimize", min_grey=True, B=0.1, lam=1.0)
-    b = config_for("smoke", anonymizer="minimize", min_grey=True, B=0.3, lam=0.5)
-    assert result_key(a) == result_key(b)
-    assert result_key(config_for("smoke", B=0.1)) != result_key(config_for("smoke", B=0.3))
-
-
 def test_families_space_covers_every_family_with_three_points_or_more(tmp_path):
     from search_spaces import MINIMIZATION, get_space
     from study.config import StudyConfig
