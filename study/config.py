@@ -21,8 +21,9 @@ class StudyConfig:
     dataset: str = _f("synthetic", "dataset or protocol name")
     seeds: int = _f(
         1,
-        "replicates: each grid point, or each configuration a search samples, runs with seeds "
-        "0..N-1",
+        "replicates: each grid point, or each configuration a search samples, runs N times, "
+        "replicate r with model seed r and data seed D+r (D: --set data_seed, default 0); the "
+        "evaluation seed stays the same",
     )
     max_concurrent: int = _f(0, "trials running at once (0: as many as the CPUs and GPUs allow)")
     cpus_per_trial: float = _f(1.0, "CPUs reserved by each trial (and its torch threads)")

@@ -12,6 +12,7 @@ from typing import Any
 
 from search_spaces import SearchSpace, get_space
 from study.config import StudyConfig
+from study.replicates import seeded
 from trainables.build import check_pretrained
 from trainables.catalog import validate
 from trainables.config import SCALES, TrialConfig, from_dict, parse_assignments, parse_value
@@ -59,7 +60,8 @@ class StudyPlan:
 
 #: ``--set`` keys that the study itself decides, and the flag that decides each.
 STUDY_OWNED = {
-    "seed": "--seeds N (replicates with seeds 0..N-1)",
+    "seed": "--seeds N (replicates with model seeds 0..N-1; --set data_seed=D offsets their data "
+    "seeds D..D+N-1)",
     "scale": "--scale",
     "dataset": "--dataset",
 }
@@ -152,7 +154,7 @@ def plan_study(study: StudyConfig) -> StudyPlan:
     trials = []
     for seed in range(study.seeds):
         for p in _points(space):
-            cfg = from_dict({**base, **space.fixed, **p, "seed": seed})
+            cfg = from_dict(seeded({**base, **space.fixed, **p, "seed": seed}))
             validate(cfg)
             trials.append(cfg)
     _check_inputs(trials)

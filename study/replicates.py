@@ -2,7 +2,13 @@
 
 Ray Tune's ``Repeater`` repeats each suggestion and marks the copies with an index in their
 config; it averages a single metric for the searcher. :func:`repeater` averages every objective
-of a multi-objective search, and :func:`seeded` turns the index into the trial's ``seed``.
+of a multi-objective search, and :func:`seeded` turns the index into the trial's seeds.
+
+A replicate changes both the model seed and the data seed (:func:`replicate`): on the synthetic
+benchmark a new data seed renders new data, and everywhere it re-draws the shared stages (the
+identity initialisation and the warm starts), so replicates are independent runs of the whole
+pipeline. The evaluation seed stays the study's, so every replicate and its raw reference are
+scored by identically seeded f_T' and f_B'.
 """
 
 from __future__ import annotations
@@ -13,22 +19,35 @@ from typing import Any
 TRIAL_INDEX = "__trial_index__"
 
 
+#: The data seed of a config that does not set one (TrialConfig's default).
+DEFAULT_DATA_SEED = 0
+
+
 #: The key of a space's explicit point (``SearchSpace.points``) in a Ray trial's config.
 POINT = "point"
 
 
+def replicate(index: int, data_seed: int = DEFAULT_DATA_SEED) -> dict[str, int]:
+    """The seeds of replicate ``index`` (0, 1, ...) of a study whose data seed is ``data_seed``:
+    model seed ``index``, data seed ``data_seed + index``. Replicate 0 is the config as given."""
+    return {"seed": index, "data_seed": data_seed + index}
+
+
 def seeded(config: dict[str, Any]) -> dict[str, Any]:
     """A Ray trial's config as trial config fields: an explicit point's values merged in, and
-    the Repeater's copy index, if any, as its ``seed``."""
+    its replicate index (the grid's ``seed`` axis, or the Repeater's copy index) as its seeds
+    (:func:`replicate`). Apply it once, to the config Ray gives."""
     out = {k: v for k, v in config.items() if k not in (TRIAL_INDEX, POINT)}
     out.update(config.get(POINT) or {})
     if TRIAL_INDEX in config:
         out["seed"] = int(config[TRIAL_INDEX])
+    if "seed" in out:
+        out.update(replicate(int(out["seed"]), int(out.get("data_seed", DEFAULT_DATA_SEED))))
     return out
 
 
 def repeater(searcher: Any, seeds: int) -> Any:
-    """``searcher`` with each suggestion run ``seeds`` times (seeds 0..seeds-1); the searcher
+    """``searcher`` with each suggestion run ``seeds`` times (replicates 0..seeds-1); the searcher
     sees one trial per suggestion, with each objective averaged over the seeds."""
     import numpy as np
     from ray.tune.search import Repeater

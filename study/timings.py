@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables.anonymizers import family
-from trainables.config import FAMILY_FIELDS, TrialConfig, neutral_fields
+from trainables.config import FAMILY_FIELDS, TrialConfig
 from trainables.keys import stage_key
 
 FILE = "timings.jsonl"
@@ -39,7 +39,9 @@ def cost_key(cfg: TrialConfig) -> str:
     """What a trial's cost depends on: every field that changes what it computes, except B,
     lambda, the seed and the knobs of the fixed families (none changes the work)."""
     knobs = {
-        k: v for k, v in neutral_fields().items() if FAMILY_FIELDS.get(k, "penalty") != "penalty"
+        f.name: f.default
+        for f in dataclasses.fields(TrialConfig)
+        if FAMILY_FIELDS.get(f.name, "penalty") != "penalty"
     }
     return stage_key(
         dataclasses.replace(cfg, B=0.0, lam=0.0, seed=0, **knobs), "game", "evaluation"

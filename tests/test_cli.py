@@ -90,7 +90,7 @@ def test_seeds_replicate_each_sampled_configuration_of_a_search(tmp_path):
     assert "seed" not in param_space(plan)  # the repeater numbers the copies
     tc = tune_config(plan)
     assert tc.num_samples == 6 and tc.search_alg.repeat == 2
-    assert seeded({"B": 0.2, TRIAL_INDEX: 1}) == {"B": 0.2, "seed": 1}
+    assert seeded({"B": 0.2, TRIAL_INDEX: 1}) == {"B": 0.2, "seed": 1, "data_seed": 1}
     # The repeater gives the searcher one result per configuration: each objective's mean.
     rep = tc.search_alg
     rep.set_search_properties(None, None, param_space(plan))
@@ -106,6 +106,24 @@ def test_seeds_replicate_each_sampled_configuration_of_a_search(tmp_path):
     assert told == []
     rep.on_trial_complete("b", {"top1": 0.6, "cmap": 0.7})
     assert told == [("a", {"top1": pytest.approx(0.7), "cmap": pytest.approx(0.6)})]
+
+
+def test_replicates_change_the_model_and_the_data_seed_not_the_eval_seed(tmp_path):
+    from study.replicates import seeded
+    from study.tuner import param_space
+    from trainables.keys import init_key, raw_key
+
+    plan = _plan("--space", "smoke", "--seeds", "3", "--set", "data_seed=5",
+                 "--study-dir", str(tmp_path))  # fmt: skip
+    seeds = sorted({(t.seed, t.data_seed, t.eval_seed) for t in plan.trials})
+    assert seeds == [(0, 5, 0), (1, 6, 0), (2, 7, 0)]
+    # Each replicate has its own shared stages and raw reference.
+    assert len({init_key(t) for t in plan.trials}) == len({raw_key(t) for t in plan.trials}) == 3
+    # Ray's grid gives the replicate index as ``seed``; the trial sees the same seeds as the plan.
+    ps = param_space(plan)
+    ray_cfg = {k: v for k, v in ps.items() if not isinstance(v, dict)}
+    assert seeded({**ray_cfg, "seed": 2})["data_seed"] == 7
+    assert seeded({"seed": 0}) == {"seed": 0, "data_seed": 0}  # replicate 0: as given
 
 
 def test_resume_with_other_flags_is_refused_listing_the_differences(tmp_path):

@@ -212,22 +212,51 @@ def test_the_downsampling_and_blur_baselines_are_minimize_presets():
 # --- keys, spaces, plan ---------------------------------------------------------------------
 
 
-def test_fields_at_their_neutral_value_leave_every_key_unchanged():
+def test_fields_at_their_neutral_value_or_of_another_anonymizer_leave_keys_unchanged():
     import dataclasses
 
-    from trainables.config import config_for, neutral_fields
+    from trainables.config import config_for, neutral_fields, only_for_fields
     from trainables.keys import _hash, init_key, key_fields, result_key, stage_key
 
-    neutral = neutral_fields()
-    assert {"keep_ratio", "min_bits", "vit_dim"} <= set(neutral)
+    neutral = {**neutral_fields(), **only_for_fields()}
+    assert {"min_bits", "min_grey"} <= set(neutral)
     cfg = config_for("default", B=0.1)
     names = [n for n in key_fields("warm") if n not in neutral]
     assert init_key(cfg) == _hash({n: getattr(cfg, n) for n in names})
     assert stage_key(cfg, "warm") == init_key(cfg)
     moved = dataclasses.replace(cfg, min_bits=4)
     assert result_key(moved) != result_key(cfg) and init_key(moved) == init_key(cfg)
-    scorer = dataclasses.replace(cfg, vit_dim=64)  # an identity-stage field moves that key
-    assert init_key(scorer) != init_key(cfg)
+    tubelet = dataclasses.replace(cfg, anonymizer="tubelet_prune")
+    scorer = dataclasses.replace(tubelet, vit_dim=64)  # an identity-stage field moves that key
+    assert init_key(scorer) != init_key(tubelet)
+    assert init_key(dataclasses.replace(cfg, vit_dim=64)) == init_key(cfg)  # not the penalty's
+
+
+def test_a_familys_knob_does_not_change_its_cost_key():
+    from study.timings import cost_key
+    from trainables.config import config_for
+
+    def key(**kw):
+        return cost_key(config_for("default", **kw))
+
+    assert key(anonymizer="tubelet_prune", keep_ratio=0.25) == key(
+        anonymizer="tubelet_prune", keep_ratio=0.9
+    )
+    assert key(anonymizer="minimize", min_bits=2) == key(anonymizer="minimize", min_grey=True)
+    assert key(anonymizer="tubelet_prune") != key(anonymizer="tubelet_prune", vit_dim=96)
+
+
+def test_the_analysis_knows_every_family_field_and_its_idle_value():
+    """analysis may not import trainables, so it keeps its own table of the family fields:
+    this holds it to the config's (same fields, same families, idle = the neutral value)."""
+    from analysis.columns import FAMILY_COLUMNS
+    from trainables.config import FAMILY_FIELDS, neutral_fields
+
+    assert {k: fam for k, (fam, _) in FAMILY_COLUMNS.items()} == FAMILY_FIELDS
+    neutral = neutral_fields()
+    for k, (_, idle) in FAMILY_COLUMNS.items():
+        if idle is not None:
+            assert float(idle) == float(neutral[k]), k
 
 
 def test_families_space_covers_every_family_with_three_points_or_more(tmp_path):
@@ -263,7 +292,9 @@ def test_a_point_is_merged_into_the_trial_config():
     out = seeded(
         {"scale": "smoke", POINT: {"anonymizer": "minimize", "min_bits": 2}, TRIAL_INDEX: 1}
     )
-    assert out == {"scale": "smoke", "anonymizer": "minimize", "min_bits": 2, "seed": 1}
+    assert out == {
+        "scale": "smoke", "anonymizer": "minimize", "min_bits": 2, "seed": 1, "data_seed": 1
+    }  # fmt: skip
 
 
 def test_the_dry_run_estimates_each_family_at_its_own_cost(tmp_path):

@@ -162,6 +162,7 @@ def _wait_for_checkpoint(root: Path, proc: subprocess.Popen, timeout: float = 40
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # about 2 min: in `make test-heavy`, to keep `make test` under 20 min
 def test_sigterm_then_sigkill_leave_nothing_running_and_resume_finishes(tmp_path):
     args = launch_args(tmp_path, "--set", "minimax_epochs=6")
     args[args.index("--max-concurrent") + 1] = "1"

@@ -64,7 +64,9 @@ def test_every_registry_a_field_names_exists():
 
 @pytest.mark.parametrize("name", [f.name for f in fields(TrialConfig)])
 def test_changing_a_field_changes_the_keys_of_its_stages_and_those_after_only(name):
-    base = config_for("smoke")
+    (owner,) = [f.metadata.get("only_for", "") for f in fields(TrialConfig) if f.name == name]
+    # A field one anonymizer alone reads is checked under that anonymizer.
+    base = config_for("smoke", **({"anonymizer": owner} if owner else {}))
     changed = dataclasses.replace(base, **{name: _other_value(base, name)})
     (field,) = [f for f in fields(TrialConfig) if f.name == name]
     after = set().union(*(DOWNSTREAM[s] for s in field.metadata["stages"]))
@@ -73,6 +75,18 @@ def test_changing_a_field_changes_the_keys_of_its_stages_and_those_after_only(na
         assert moved == (stage in after), f"{name}: key of stage {stage}"
     for what, (covers, key) in CACHED.items():
         assert (key(base) != key(changed)) == bool(covers & after), f"{name}: {what} key"
+
+
+def test_a_field_of_one_anonymizer_is_in_no_other_anonymizers_key():
+    from trainables.config import only_for_fields
+
+    only = only_for_fields()
+    assert {"keep_ratio", "tubelet_epochs", "vit_dim"} <= set(only)
+    base = config_for("smoke")  # the penalty method's f_A
+    for name in only:
+        changed = dataclasses.replace(base, **{name: _other_value(base, name)})
+        for what, (_, key) in CACHED.items():
+            assert key(base) == key(changed), f"{name} moved the {what} key of {base.anonymizer}"
 
 
 def test_the_runtime_is_in_no_key_and_an_inert_penalty_drops_b_and_lambda():

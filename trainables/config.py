@@ -101,6 +101,7 @@ def param(
     *,
     stage: str | tuple[str, ...],
     neutral: bool = False,
+    only_for: str = "",
     **spec: Any,
 ) -> Any:
     """A config field: its default, help text, stage(s) and what values it accepts.
@@ -108,7 +109,10 @@ def param(
     ``neutral``: the default reproduces what trials computed before the field existed, and a
     field at that value is left out of every key (:mod:`trainables.keys`), so adding it keeps
     the keys of cached shared stages and of stored results valid. Every field added after the
-    first release declares it."""
+    first release declares it, or ``only_for``.
+
+    ``only_for``: the one anonymizer (by name) that reads the field; the keys of every other
+    anonymizer's trials leave it out, whatever its value."""
     stages = (stage,) if isinstance(stage, str) else tuple(stage)
     unknown = [s for s in stages if s not in UPSTREAM]
     if not stages or unknown:
@@ -116,12 +120,19 @@ def param(
     meta = {"help": help, "stages": stages, "spec": Spec(**spec)}
     if neutral:
         meta["neutral"] = default
+    if only_for:
+        meta["only_for"] = only_for
     return field(default=default, metadata=meta)
 
 
 def neutral_fields() -> dict[str, Any]:
     """Fields left out of the keys at their neutral value: name -> that value."""
     return {f.name: f.metadata["neutral"] for f in fields(TrialConfig) if "neutral" in f.metadata}
+
+
+def only_for_fields() -> dict[str, str]:
+    """Fields that one anonymizer alone reads: name -> that anonymizer."""
+    return {f.name: f.metadata["only_for"] for f in fields(TrialConfig) if "only_for" in f.metadata}
 
 
 def help_field(default: Any, help: str, choices: tuple[Any, ...] = ()) -> Any:
@@ -132,6 +143,8 @@ def help_field(default: Any, help: str, choices: tuple[Any, ...] = ()) -> Any:
 
 _f = param
 _DATA, _ID, _WARM, _EVAL, _GAME, _RUN = STAGES
+#: The anonymizer that alone reads the tubelet fields (``only_for``).
+_TUBELET = "tubelet_prune"
 
 
 @dataclass(frozen=True)
@@ -167,27 +180,41 @@ class TrialConfig:
         stage=_GAME,
         gt=0.0,
         max=1.0,
-        neutral=True,
+        only_for=_TUBELET,
     )
     tubelet_frames: int = _f(
-        2, "tubelet_prune: frames per tubelet (t)", stage=_ID, min=1, neutral=True
+        2, "tubelet_prune: frames per tubelet (t)", stage=_ID, min=1, only_for=_TUBELET
     )
     tubelet_size: int = _f(
-        4, "tubelet_prune: tubelet height and width in pixels (p)", stage=_ID, min=1, neutral=True
+        4,
+        "tubelet_prune: tubelet height and width in pixels (p)",
+        stage=_ID,
+        min=1,
+        only_for=_TUBELET,
     )
-    vit_dim: int = _f(48, "tubelet_prune: ViT width", stage=_ID, min=8, neutral=True)
-    vit_depth: int = _f(2, "tubelet_prune: ViT blocks", stage=_ID, min=1, neutral=True)
-    vit_heads: int = _f(3, "tubelet_prune: ViT attention heads", stage=_ID, min=1, neutral=True)
+    vit_dim: int = _f(48, "tubelet_prune: ViT width", stage=_ID, min=8, only_for=_TUBELET)
+    vit_depth: int = _f(2, "tubelet_prune: ViT blocks", stage=_ID, min=1, only_for=_TUBELET)
+    vit_heads: int = _f(
+        3, "tubelet_prune: ViT attention heads", stage=_ID, min=1, only_for=_TUBELET
+    )
     tubelet_epochs: int = _f(
-        6,
+        20,
         "tubelet_prune: epochs training the ViT scorer (action CE on the action token, NT-Xent "
         "on the privacy token)",
         stage=_ID,
         min=0,
-        neutral=True,
+        only_for=_TUBELET,
+    )
+    tubelet_privacy_weight: float = _f(
+        0.25,
+        "tubelet_prune: weight of the privacy token's NT-Xent against the action CE in the "
+        "scorer's loss",
+        stage=_ID,
+        gt=0.0,
+        only_for=_TUBELET,
     )
     tubelet_lr: float = _f(
-        1e-3, "tubelet_prune: learning rate of the ViT scorer", stage=_ID, gt=0.0, neutral=True
+        1e-3, "tubelet_prune: learning rate of the ViT scorer", stage=_ID, gt=0.0, only_for=_TUBELET
     )
     # The minimize family (trainables/minimize.py): composable breadth and depth reductions.
     min_resolution: float = _f(

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import fields
 
-from trainables.config import STAGES, UPSTREAM, TrialConfig, neutral_fields
+from trainables.config import STAGES, UPSTREAM, TrialConfig, neutral_fields, only_for_fields
 
 
 def upstream(*stages: str) -> frozenset[str]:
@@ -40,10 +40,14 @@ def _hash(d: dict[str, object]) -> str:
 
 def _values(cfg: TrialConfig, names: tuple[str, ...]) -> dict[str, object]:
     """The values of ``names``, less the fields at their neutral value (added after keys were
-    in use: at that value they compute what trials computed before them)."""
-    neutral = neutral_fields()
+    in use: at that value they compute what trials computed before them) and the fields of
+    another anonymizer (``only_for``), which this trial never reads."""
+    neutral, only = neutral_fields(), only_for_fields()
     return {
-        k: getattr(cfg, k) for k in names if not (k in neutral and getattr(cfg, k) == neutral[k])
+        k: getattr(cfg, k)
+        for k in names
+        if not (k in neutral and getattr(cfg, k) == neutral[k])
+        and only.get(k, cfg.anonymizer) == cfg.anonymizer
     }
 
 
