@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainables.config import TrialConfig
+
 #: The key in which Ray's Repeater numbers the copies of a suggestion (ray.tune.search.repeater).
 TRIAL_INDEX = "__trial_index__"
 
 
 #: The data seed of a config that does not set one (TrialConfig's default).
-DEFAULT_DATA_SEED = 0
+DEFAULT_DATA_SEED: int = TrialConfig.__dataclass_fields__["data_seed"].default
 
 
 #: The key of a space's explicit point (``SearchSpace.points``) in a Ray trial's config.

@@ -64,11 +64,11 @@ def test_every_registry_a_field_names_exists():
 
 @pytest.mark.parametrize("name", [f.name for f in fields(TrialConfig)])
 def test_changing_a_field_changes_the_keys_of_its_stages_and_those_after_only(name):
-    (owner,) = [f.metadata.get("only_for", "") for f in fields(TrialConfig) if f.name == name]
+    (field,) = [f for f in fields(TrialConfig) if f.name == name]
+    owner = field.metadata.get("only_for", "")
     # A field one anonymizer alone reads is checked under that anonymizer.
     base = config_for("smoke", **({"anonymizer": owner} if owner else {}))
     changed = dataclasses.replace(base, **{name: _other_value(base, name)})
-    (field,) = [f for f in fields(TrialConfig) if f.name == name]
     after = set().union(*(DOWNSTREAM[s] for s in field.metadata["stages"]))
     for stage in set(STAGES) - {"runtime"}:
         moved = keys.stage_key(base, stage) != keys.stage_key(changed, stage)
