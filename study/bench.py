@@ -168,12 +168,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="trials a search proposes before it hears back (as Ray runs them)")  # fmt: skip
     s.add_argument("--search-records", default="bench-search.jsonl",
                    help="JSON-lines file of finished trials, reused on a rerun ('' to keep none)")  # fmt: skip
-    r = p.add_argument_group("ratios (--ratios; --steps is the bare loop's steps)")
+    r = p.add_argument_group("ratios (--ratios; --steps is the bare loop's steps, 60 unless given)")
     r.add_argument("--ratios", action="store_true",
                    help="run the ratios bench instead: a real study of --trials trials, "
                    "--concurrency at a time, the same trials in this process, a bare game loop "
                    "(scale default unless --scale is given)")  # fmt: skip
     r.add_argument("--trials", type=int, default=4, help="trials of the timed study")
+    r.add_argument("--sharing-scale", default="smoke",
+                   help="time penalty_grid at this scale with and without shared stages and "
+                   "reuse ('' or none: only estimate the saving at --scale)")  # fmt: skip
     r.add_argument("--study-dir", default="",
                    help="keep the timed study here (default: a temporary folder)")  # fmt: skip
     args = p.parse_args(argv)
@@ -292,8 +295,9 @@ def _ratios(args: argparse.Namespace) -> int:
             args.trials,
             args.concurrency,
             Path(args.study_dir) if args.study_dir else None,
-            args.steps or 20,
+            args.steps or 60,
             log,
+            sharing_scale="" if args.sharing_scale in ("", "none") else args.sharing_scale,
         )
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -74,6 +74,12 @@ class StudyConfig:
         "train every trial, even one equivalent to a finished trial (lambda = 0 or B >= 1: "
         "the penalty is inert, so B and lambda do not matter)",
     )
+    private_stages: bool = _f(
+        False,
+        "for benchmarks: every trial computes its own shared stages (identity initialisation, "
+        "warm start, raw reference) in its own process instead of loading the study's; with "
+        "--no-reuse nothing is shared (study.bench --ratios times the saving this way)",
+    )
     mlflow_port: int = _f(0, "port of the MLflow server the launcher starts (0: a free one)")
     set: tuple[str, ...] = _f((), "trial config overrides KEY=VALUE, e.g. --set minimax_epochs=1")
     grid: tuple[str, ...] = _f(

@@ -243,13 +243,15 @@ def _run_locked(plan: StudyPlan) -> int:
             parent_run_id=parent,
             reuse=not study.no_reuse,
             tags=prov,
+            private_stages=study.private_stages,
         )
         trainable = tune.with_resources(
             tune.with_parameters(run_tune_trial, ctx=ctx),
             {"cpu": study.cpus_per_trial, "gpu": study.gpus_per_trial},
         )
         table = results_table(make_tuner(plan, trainable, _log).fit())
-        _record_timings(plan, table, fresh)
+        if not study.private_stages:  # its trials' seconds hold their shared stages too
+            _record_timings(plan, table, fresh)
         if supervisor is not None:
             supervisor.wait_up()
         _sync_spool(study.root, c)  # the report reads what the trials recorded

@@ -23,6 +23,7 @@ From these:
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import os
@@ -102,36 +103,53 @@ def trial_values(trials: int) -> list[float]:
     return [round(0.05 + 0.25 * i / max(1, trials - 1), 3) for i in range(trials)]
 
 
-def run_study(
-    root: Path, scale: str, sets: Sequence[str], bs: Sequence[float], concurrent: int, log: Log
-) -> dict[str, Any]:
-    """Run the real study; return its trials' start/end times and ``seconds/*`` metrics."""
+def _launch(root: Path, experiment: str, args: Sequence[str], log: Log) -> float:
+    """Run ``python -m study.launch`` with ``args`` in ``root``; its wall seconds."""
     cmd = [
-        sys.executable, "-m", "study.launch", "--space", "b_sweep", "--scale", scale,
-        "--grid", "B=" + ",".join(str(b) for b in bs), "--max-concurrent", str(concurrent),
-        "--cpus-per-trial", "1", "--study-dir", str(root), "--experiment", "ratios",
-        *[a for s in sets for a in ("--set", s)],
+        sys.executable, "-m", "study.launch", *args, "--cpus-per-trial", "1",
+        "--study-dir", str(root), "--experiment", experiment,
     ]  # fmt: skip
     log("[ratios] " + " ".join(cmd[1:]))
     t0 = time.time()
     # The launcher's progress goes to stderr with ours; stdout stays the bench's table and JSON.
     rc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr).returncode
-    launcher = time.time() - t0
     if rc != 0:
-        raise RuntimeError(f"the timed study failed (exit {rc}); its output is above")
+        raise RuntimeError(
+            f"the timed study {experiment!r} failed (exit {rc}); its output is above"
+        )
+    return time.time() - t0
+
+
+def _trial_runs(root: Path, experiment: str) -> list[Any]:
+    """The trial (child) runs of the study ``experiment`` in ``root``."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'ratios' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("ratios")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / experiment / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    return [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+
+
+def _span(runs: Sequence[Any]) -> float:
+    """Seconds from the first run's start to the last one's end."""
+    return max(r.info.end_time for r in runs) / 1000 - min(r.info.start_time for r in runs) / 1000
+
+
+def run_study(
+    root: Path, scale: str, sets: Sequence[str], bs: Sequence[float], concurrent: int, log: Log
+) -> dict[str, Any]:
+    """Run the real study; return its trials' start/end times and ``seconds/*`` metrics."""
+    args = [
+        "--space", "b_sweep", "--scale", scale, "--grid", "B=" + ",".join(str(b) for b in bs),
+        "--max-concurrent", str(concurrent), *[a for s in sets for a in ("--set", s)],
+    ]  # fmt: skip
+    launcher = _launch(root, "ratios", args, log)
+    children = _trial_runs(root, "ratios")
     if len(children) != len(bs):
         raise RuntimeError(f"expected {len(bs)} trial runs, found {len(children)}")
-    starts = [r.info.start_time / 1000 for r in children]
-    ends = [r.info.end_time / 1000 for r in children]
     return {
         "launcher_seconds": launcher,
-        "trials_wall": max(ends) - min(starts),
+        "trials_wall": _span(children),
         "trial_seconds": [float(r.data.metrics["seconds"]) for r in children],
         "stages": [
             {k: float(v) for k, v in r.data.metrics.items() if k.startswith("seconds/")}
@@ -139,6 +157,49 @@ def run_study(
             for r in children
         ],
     }
+
+
+def shared_stage_seconds(study_root: Path) -> float:
+    """Seconds the shared stages on disk in ``study_root`` took to compute (each file records its
+    own)."""
+    import torch
+
+    total = 0.0
+    for p in sorted((study_root / "shared").glob("init-*.pt")):
+        total += float(torch.load(p, weights_only=True)["seconds"])
+    for p in sorted((study_root / "shared").glob("raw-*.json")):
+        total += float(json.loads(p.read_text())["seconds"])
+    return total
+
+
+def run_sharing(
+    root: Path, scale: str, sets: Sequence[str], concurrent: int, log: Log
+) -> dict[str, Any]:
+    """``penalty_grid`` at ``scale`` timed twice, ``concurrent`` trials at a time with 1 CPU each:
+    as studies run it (the shared stages computed once, before the trials, and the inert-penalty
+    results reused), and with nothing shared (``--no-reuse --private-stages``: every trial
+    computes its own shared stages and result). With: the shared stages' seconds plus the
+    trials' wall (first start to last end); without: the trials' wall."""
+    out: dict[str, Any] = {"scale": scale, "space": "penalty_grid"}
+    common = ["--space", "penalty_grid", "--scale", scale, "--max-concurrent", str(concurrent)]
+    common += [a for s in sets for a in ("--set", s)]
+    for name, extra in (("with", []), ("without", ["--no-reuse", "--private-stages"])):
+        exp = f"sharing-{name}"
+        launcher = _launch(root, exp, [*common, *extra], log)
+        runs = _trial_runs(root, exp)
+        shared = shared_stage_seconds(root / exp) if name == "with" else 0.0
+        wall = _span(runs)
+        out[name] = {
+            "trials": len(runs),
+            "reused": sum(1 for r in runs if r.data.tags.get("reused_from")),
+            "shared_seconds": shared,
+            "trials_wall": wall,
+            "wall": shared + wall,
+            "launcher_seconds": launcher,
+        }
+        log(f"[ratios] penalty_grid {name} sharing: {shared + wall:.0f}s ({len(runs)} trials)")
+    out["ratio"] = out["with"]["wall"] / out["without"]["wall"]
+    return out
 
 
 def run_sequential(
@@ -191,15 +252,19 @@ def sharing_estimate(
 
 def run_ratios(
     scale: str, overrides: dict[str, Any], trials: int, concurrent: int, study_dir: Path | None,
-    bare_steps: int, log: Log,
+    bare_steps: int, log: Log, sharing_scale: str = "",
 ) -> dict[str, Any]:  # fmt: skip
-    """Measure everything; return the figures (and the goals each meets)."""
+    """Measure everything; return the figures (and the goals each meets). ``sharing_scale``:
+    time ``penalty_grid`` with and without sharing at that scale (:func:`run_sharing`); empty:
+    only the estimate at ``scale``."""
     from trainables.catalog import validate
     from trainables.config import config_for
 
     bs = trial_values(trials)
     for b in bs:  # refuse a bad --set before any work
         validate(config_for(scale, **{**overrides, "B": b, "lam": 1.0}))
+    if sharing_scale:
+        validate(config_for(sharing_scale, **overrides))
     sets = [f"{k}={v}" for k, v in overrides.items()]
     with tempfile.TemporaryDirectory(prefix="pa-ratios-") as tmp:
         root = Path(study_dir or tmp)
@@ -209,6 +274,7 @@ def run_ratios(
         )
         seq = run_sequential(root, scale, overrides, bs, log)
         log(f"[ratios] in this process, one after another: {seq['wall']:.0f}s")
+        timed = run_sharing(root, sharing_scale, sets, concurrent, log) if sharing_scale else None
     bare = bare_concurrent(scale, overrides, bare_steps, concurrent)
     log(f"[ratios] bare game loop, {concurrent} at once: " + ", ".join(f"{s:.3f}" for s in bare))
     game_sps = [s["game_steps"] / s["seconds/game"] for s in study["stages"]]
@@ -240,7 +306,7 @@ def run_ratios(
     ratios = {
         "overhead": median(game_sps) / median(bare),
         "concurrency": seq["wall"] / study["trials_wall"],
-        "sharing": sharing["ratio"],
+        "sharing": timed["ratio"] if timed else sharing["ratio"],
     }
     return {
         "scale": scale,
@@ -262,14 +328,23 @@ def run_ratios(
         "stage_seconds": stage,
         "stage_seconds_in_process_2_threads": in_process,
         "sharing_estimate": sharing,
+        #: The two timed grids behind ``ratios.sharing`` (None: that ratio is the estimate).
+        "sharing_timed": timed,
     }
 
 
 def report(out: dict[str, Any]) -> str:
     lines = ["| ratio | value | goal | met |", "|---|---|---|---|"]
+    timed = out.get("sharing_timed")
     for k, v in out["ratios"].items():
         g = out["goals"][k]
-        lines.append(f"| {k} | {v:.3f} | {g['goal']} | {'yes' if g['met'] else 'NO'} |")
+        name = k
+        if k == "sharing":
+            name += f" (timed, {timed['scale']} scale)" if timed else " (estimate)"
+        lines.append(f"| {name} | {v:.3f} | {g['goal']} | {'yes' if g['met'] else 'NO'} |")
+    if timed:
+        est = out["sharing_estimate"]
+        lines.append(f"| sharing (estimate, {out['scale']} scale) | {est['ratio']:.3f} | | |")
     lines += ["", "| stage (one trial) | seconds |", "|---|---|"]
     for k, v in out["stage_seconds"].items():
         lines.append(f"| {k} | {v:.1f} |")

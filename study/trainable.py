@@ -37,6 +37,9 @@ class StudyContext:
     tags: dict[str, str] = field(default_factory=dict)
     #: Seconds between samples of the per-trial system metrics (CPU, memory, GPU if present).
     system_metrics_interval: float = 5.0
+    #: Compute the shared stages inside the trial, in STUDY/private/TRIAL_ID (a benchmark of
+    #: what sharing saves), instead of loading the study's.
+    private_stages: bool = False
 
 
 def _node() -> str:
@@ -184,10 +187,14 @@ def _train(
 
     from study import tracking
     from study.reuse import save_result
-    from study.shared import load_shared
+    from study.shared import ensure_shared, load_shared
     from trainables.trial import run_trial
 
-    shared = load_shared(Path(ctx.root), cfg)
+    root = Path(ctx.root)
+    if ctx.private_stages:
+        root = root / "private" / trial_id
+        ensure_shared(root, cfg, log)
+    shared = load_shared(root, cfg)
 
     if resume is not None:  # epochs the checkpoint holds but MLflow never got (server down)
         n = _log_missing_epochs(c, run_id, resume["history"])

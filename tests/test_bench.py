@@ -144,5 +144,7 @@ def test_bench_flags_are_checked_before_any_work():
     assert r.returncode == 2 and "--set seed" in r.stderr
     r = bench("--ratios", "--trials", "1")
     assert r.returncode == 2 and "--trials and --concurrency must be >= 2" in r.stderr
+    r = bench("--ratios", "--sharing-scale", "huge")
+    assert r.returncode == 2 and "unknown scale 'huge'" in r.stderr
     r = bench("--ratios", "--search")
     assert r.returncode == 2 and "separate benches" in r.stderr

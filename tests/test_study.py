@@ -194,6 +194,7 @@ def _last_checkpoint(trial_dir) -> int:
     return max(idx, default=-1)
 
 
+@pytest.mark.heavy  # about 3 min: in `make test-heavy`, to keep `make test` under 20 min
 def test_resume_after_sigint_finishes_each_trial_once(tmp_path):
     extra = ("--set", "minimax_epochs=12", "--max-concurrent", "1", "--space", "lambda_sweep")
     args = launch_args(tmp_path, *extra)
@@ -360,6 +361,25 @@ def test_equivalent_trials_share_one_result_and_record_it(tmp_path):
         assert len(c.get_metric_history(dst.info.run_id, "train/L_A")) == 2
     finally:
         server.stop()
+    # Nothing shared (the sharing benchmark's "without"): both trials train, each on shared
+    # stages it computed itself, 2 at once, and logs its own raw reference.
+    args = [*launch_args(tmp_path / "studies", "--space-module", "my_spaces", space="inert_pair")]
+    args += ["--experiment", "inert_private", "--no-reuse", "--private-stages"]
+    timings = tmp_path / "studies" / "timings.jsonl"
+    rows_before = timings.read_text().count("\n")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    root = tmp_path / "studies" / "inert_private"
+    _, children = runs(root)
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert not [c for c in children if "reused_from" in c.data.tags]
+    for c in children:
+        own = root / "private" / c.data.tags["study.trial_id"] / "shared"
+        assert len(list(own.glob("init-*.pt"))) == 1, sorted(own.parent.rglob("*"))
+        (raw,) = own.glob("raw-*.json")
+        assert c.data.metrics["raw_top1"] == json.loads(raw.read_text())["top1"]
+    # Its trials' seconds hold their shared stages: they would mislead later dry runs.
+    assert timings.read_text().count("\n") == rows_before
     # The space module is honoured by --list-spaces too, and a bad one is a clear error.
     r = subprocess.run(
         [sys.executable, "-m", "study.launch", "--space-module", "my_spaces", "--list-spaces"],
