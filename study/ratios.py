@@ -8,17 +8,19 @@
    study's shared stages and one copy of the data.
 3. **A bare game loop**: ``minimax_step`` of the same three models on one fixed batch, in
    ``concurrent`` processes at once with 1 thread each, as the study's trials ran.
+4. **``penalty_grid`` twice** at ``--sharing-scale`` (smoke unless given), ``concurrent`` at a
+   time with 1 CPU each: as studies run it, and with nothing shared (``--no-reuse
+   --private-stages``: every trial computes its own shared stages and its own result).
 
 From these:
 
 - ``overhead`` = the game's steps/s inside the study's trials (their ``game`` seconds: data
   batches, augmentation, checkpoints and logging between epochs) / the bare loop's;
 - ``concurrency`` = wall of (2) / wall of (1);
-- ``sharing`` = the estimated wall of ``penalty_grid`` (30 trials, 26 distinct results) with the
-  shared stages computed once and the inert-penalty results reused / with every trial computing
-  its own shared stages and result. An estimate from the measured seconds (the shared stages in
-  one process, a study trial's seconds, how many trials run at once), not two timed grids: the
-  grid at the default scale takes about an hour each way here.
+- ``sharing`` = wall of (4) with sharing / without: timed. The bench also prints an estimate
+  of it at the scale of (1) (``penalty_grid``: 30 trials, 26 distinct results) from the
+  measured stage seconds, since the grid at the default scale takes about an hour with
+  sharing and two without here.
 """
 
 from __future__ import annotations

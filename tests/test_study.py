@@ -361,9 +361,11 @@ def test_equivalent_trials_share_one_result_and_record_it(tmp_path):
         assert len(c.get_metric_history(dst.info.run_id, "train/L_A")) == 2
     finally:
         server.stop()
-    # Nothing shared (the sharing benchmark's "without"): both trials train, each on shared
-    # stages it computed itself, 2 at once, and logs its own raw reference.
+    # Nothing shared (the sharing benchmark's "without"): both trials train, one after the
+    # other in one reused Ray actor, each on shared stages it computed itself. The penalty is
+    # inert, so the second must match the first exactly: a reused actor carries no state over.
     args = [*launch_args(tmp_path / "studies", "--space-module", "my_spaces", space="inert_pair")]
+    args[args.index("--max-concurrent") + 1] = "1"
     args += ["--experiment", "inert_private", "--no-reuse", "--private-stages"]
     timings = tmp_path / "studies" / "timings.jsonl"
     rows_before = timings.read_text().count("\n")
@@ -373,11 +375,21 @@ def test_equivalent_trials_share_one_result_and_record_it(tmp_path):
     _, children = runs(root)
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     assert not [c for c in children if "reused_from" in c.data.tags]
+    raws = []
     for c in children:
         own = root / "private" / c.data.tags["study.trial_id"] / "shared"
         assert len(list(own.glob("init-*.pt"))) == 1, sorted(own.parent.rglob("*"))
         (raw,) = own.glob("raw-*.json")
-        assert c.data.metrics["raw_top1"] == json.loads(raw.read_text())["top1"]
+        raws.append(json.loads(raw.read_text()))
+        assert c.data.metrics["raw_top1"] == raws[-1]["top1"]
+    assert raws[0]["top1"] == raws[1]["top1"] and raws[0]["cmap"] == raws[1]["cmap"]
+    for k in ("top1", "cmap", "f1", "rms"):
+        assert children[0].data.metrics[k] == children[1].data.metrics[k], k
+    pids = {
+        json.loads(p.read_text().splitlines()[-1])["pid"]
+        for p in (root / "ray" / "tune").glob("*/result.json")
+    }
+    assert len(pids) == 1, pids  # the second trial ran in the first one's process
     # Its trials' seconds hold their shared stages: they would mislead later dry runs.
     assert timings.read_text().count("\n") == rows_before
     # The space module is honoured by --list-spaces too, and a bad one is a clear error.
