@@ -36,8 +36,9 @@ def tune_config(plan: StudyPlan) -> Any:
     # A trial runs in the process its slot's previous trial ran in: it skips starting Python
     # and importing torch, MLflow and the models (about 5 s a trial here). Each trial builds
     # its own models, data and seeds, so nothing carries over but the imports.
+    slots = {"max_concurrent_trials": study.max_concurrent, "reuse_actors": True}
     if not space.is_search:
-        return TuneConfig(max_concurrent_trials=study.max_concurrent, reuse_actors=True)
+        return TuneConfig(**slots)
     import optuna
 
     from study.search import build_sampler, searcher
@@ -56,8 +57,7 @@ def tune_config(plan: StudyPlan) -> Any:
     return TuneConfig(
         search_alg=repeater(search, study.seeds),
         num_samples=plan.num_trials,
-        max_concurrent_trials=study.max_concurrent,
-        reuse_actors=True,
+        **slots,
     )
 
 
