@@ -234,13 +234,34 @@ def _kill_cycle(args: list[str], root: Path, log: Path, start) -> None:  # noqa:
     assert not _ours(root)
 
 
-def _trial_worker() -> psutil.Process | None:
-    """The Ray actor process that runs a trial (its title names the Tune trainable)."""
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
+def _trial_worker(launcher: subprocess.Popen) -> psutil.Process | None:
+    """The Ray actor process that runs this launcher's trial (its title names the Tune
+    trainable). Only the launcher's descendants: another study's Ray on this machine is not it."""
+    for p in psutil.Process(launcher.pid).children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
         if cmd.startswith("ray::") and ("ImplicitFunc" in cmd or "run_tune_trial" in cmd):
             return p
     return None
+
+
+def _registered_epochs(root: Path) -> int:
+    """The newest epoch whose checkpoint Tune's driver has taken: its result.json rows name
+    their checkpoint. A checkpoint on disk may not be taken yet (the worker writes it first)."""
+    import json
+
+    newest = 0
+    for f in (root / "ray" / "tune").glob("run_tune_trial_*/result.json"):
+        for line in f.read_text().splitlines():
+            try:
+                name = json.loads(line).get("checkpoint_dir_name")
+            except json.JSONDecodeError:  # a row being written
+                continue
+            if name:
+                newest = max(newest, int(name.split("_")[1]) + 1)
+    return newest
 
 
 @pytest.mark.slow
@@ -252,12 +273,13 @@ def test_a_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     with log.open("w") as f:
         proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT)
     try:
-        _wait_for_checkpoint(root, proc)
-        worker = _trial_worker()
+        _wait_until(lambda: _registered_epochs(root) >= 1, proc, 400, "a checkpoint", log)
+        worker = _trial_worker(proc)
         assert worker is not None, "no trial worker found"
+        taken = _registered_epochs(root)
+        worker.kill()
         # Tune keeps the newest checkpoint only: checkpoint_00000K holds epoch K + 1.
         done_at_kill = max(int(c.name.split("_")[1]) for c in _checkpoints(root)) + 1
-        worker.kill()
         assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
@@ -268,7 +290,9 @@ def test_a_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     assert len(children) == 1 and children[0].info.status == "FINISHED"
     run = children[0]
     resumed = int(run.data.tags["resumed_from_epoch"])
-    assert done_at_kill <= resumed <= done_at_kill + 1  # the newest checkpoint, or one after
+    # The newest checkpoint Tune had taken at the kill, or one it took (or the worker wrote)
+    # while the kill landed.
+    assert taken <= resumed <= done_at_kill, (taken, resumed, done_at_kill)
     # Each train/* step once, 1..epochs, in MLflow.
     server = MlflowServer(root).start()
     try:
@@ -379,15 +403,17 @@ def _server_pgid(root: Path) -> int:
     return int(json.loads((root / "processes.json").read_text())["MLflow server"])
 
 
-def _wait_until(predicate, proc: subprocess.Popen, timeout: float, what: str) -> None:  # noqa: ANN001
+def _wait_until(predicate, proc: subprocess.Popen, timeout: float, what: str, log: Path) -> None:  # noqa: ANN001
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
             return
         if proc.poll() is not None:
-            raise AssertionError(f"the launcher exited ({proc.returncode}) before {what}")
+            raise AssertionError(
+                f"the launcher exited ({proc.returncode}) before {what}:\n{log.read_text()[-4000:]}"
+            )
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
 @pytest.mark.slow
@@ -408,13 +434,14 @@ def test_a_study_whose_server_died_twice_records_every_metric(tmp_path):
     try:
         for n in (1, 2):
             seen = _train_rows(root) if n == 2 else 0
-            _wait_until(lambda s=seen: _train_rows(root) > s, proc, 400, f"training ({n})")
+            _wait_until(lambda s=seen: _train_rows(root) > s, proc, 400, f"training ({n})", log)
             os.killpg(_server_pgid(root), signal.SIGKILL)
             _wait_until(
                 lambda n=n: len(re.findall("MLflow server is back", log.read_text())) >= n,
                 proc,
                 120,
                 f"restart {n}",
+                log,
             )
         assert proc.wait(timeout=600) == 0, log.read_text()[-4000:]
     finally:
