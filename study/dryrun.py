@@ -9,7 +9,7 @@ from pathlib import Path
 
 from study.plan import StudyPlan
 from study.shared import init_path, raw_path
-from study.timings import concurrency, estimate, raw_seconds, stage_seconds
+from study.timings import StageSeconds, concurrency, estimate, raw_seconds, stage_seconds
 from trainables.anonymizers import family
 from trainables.config import FAMILY_FIELDS, TrialConfig
 from trainables.keys import init_key, raw_key, result_key
@@ -34,6 +34,38 @@ def _cell(cfg: TrialConfig, name: str) -> str:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _trial_cost(sec: StageSeconds, private: bool) -> float | None:
+    """A trained trial's seconds; with --private-stages its own shared stages too."""
+    if not private:
+        return sec.trial
+    return None if sec.trial is None or sec.shared is None else sec.trial + sec.shared
+
+
+def _shared_stages(
+    plan: StudyPlan, groups: dict[tuple[str, str], str], lines: list[str]
+) -> list[float | None]:
+    """The shared stages' lines (appended to ``lines``) and the seconds of those to compute."""
+    study, trials, root = plan.study, plan.trials, plan.study.root
+    shared_s: list[float | None] = []
+    raws_to_compute: set[str] = set()
+    for (ik, rk), label in groups.items():
+        cfg = next(c for c in trials if (init_key(c), raw_key(c)) == (ik, rk))
+        on_disk = init_path(root, cfg).exists() and raw_path(root, cfg).exists()
+        sec = stage_seconds(Path(study.study_dir).resolve(), cfg)
+        if not init_path(root, cfg).exists():  # the raw reference counts once per raw key
+            own = None if sec.shared is None else max(0.0, sec.shared - raw_seconds(cfg))
+            shared_s.append(own)
+        if not raw_path(root, cfg).exists() and rk not in raws_to_compute:
+            raws_to_compute.add(rk)
+            shared_s.append(raw_seconds(cfg))
+        state = "on disk, reused" if on_disk else "to compute"
+        lines.append(
+            f"  {label}: {cfg.anonymizer}/{cfg.anon_encoder}, f_T {cfg.action_model}, "
+            f"f_B {cfg.privacy_model} ({ik[:8]}-{rk[:8]}): {state}"
+        )
+    return shared_s
 
 
 def describe(plan: StudyPlan) -> str:
@@ -68,36 +100,29 @@ def describe(plan: StudyPlan) -> str:
             trained.append(cfg)
             if key is not None:
                 first[key] = i
-        shared = groups[(init_key(cfg), raw_key(cfg))]
+        shared = "own" if study.private_stages else groups[(init_key(cfg), raw_key(cfg))]
         rows.append([str(i), *(_cell(cfg, c) for c in cols), shared, note])
     widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
     lines += ["", *("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)]
 
-    lines += ["", "Shared stages (identity/warm start and raw reference, computed once each):"]
     shared_s: list[float | None] = []
-    raws_to_compute: set[str] = set()
-    for (ik, rk), label in groups.items():
-        cfg = next(c for c in trials if (init_key(c), raw_key(c)) == (ik, rk))
-        on_disk = init_path(root, cfg).exists() and raw_path(root, cfg).exists()
-        sec = stage_seconds(Path(study.study_dir).resolve(), cfg)
-        if not init_path(root, cfg).exists():  # the raw reference counts once per raw key
-            own = None if sec.shared is None else max(0.0, sec.shared - raw_seconds(cfg))
-            shared_s.append(own)
-        if not raw_path(root, cfg).exists() and rk not in raws_to_compute:
-            raws_to_compute.add(rk)
-            shared_s.append(raw_seconds(cfg))
-        state = "on disk, reused" if on_disk else "to compute"
-        lines.append(
-            f"  {label}: {cfg.anonymizer}/{cfg.anon_encoder}, f_T {cfg.action_model}, "
-            f"f_B {cfg.privacy_model} ({ik[:8]}-{rk[:8]}): {state}"
-        )
+    if study.private_stages:
+        lines += [
+            "",
+            "Shared stages: none shared (--private-stages). Each trial computes its own identity/"
+            f"warm start and raw reference in {root / 'private'}/TRIAL_ID.",
+        ]
+    else:
+        lines += ["", "Shared stages (identity/warm start and raw reference, computed once each):"]
+        shared_s = _shared_stages(plan, groups, lines)
     n_train = plan.num_trials - reused
     at_once = concurrency(study.max_concurrent, study.cpus_per_trial, study.gpus_per_trial)
     sec = stage_seconds(Path(study.study_dir).resolve(), trials[0])
     if plan.space.is_search:  # the corners stand for the sampled trials
-        per_trial = [sec.trial] * n_train
+        costs = [sec] * n_train
     else:
-        per_trial = [stage_seconds(Path(study.study_dir).resolve(), c).trial for c in trained]
+        costs = [stage_seconds(Path(study.study_dir).resolve(), c) for c in trained]
+    per_trial = [_trial_cost(c, study.private_stages) for c in costs]
     total = estimate(shared_s, per_trial, at_once)
     lines += [
         "",
@@ -109,7 +134,7 @@ def describe(plan: StudyPlan) -> str:
     else:
         spread = {round(t or 0) for t in per_trial}
         each = (
-            f"a trial {sec.trial or 0:.0f} s"
+            f"a trial {per_trial[0] or 0:.0f} s"
             if len(spread) == 1
             else f"a trial {min(spread)}-{max(spread)} s by family"
         )

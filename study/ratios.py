@@ -7,7 +7,8 @@
 2. **The same trials one after another in this process**, with 2 torch threads, on the
    study's shared stages and one copy of the data.
 3. **A bare game loop**: ``minimax_step`` of the same three models on one fixed batch, in
-   ``concurrent`` processes at once with 1 thread each, as the study's trials ran.
+   ``concurrent`` processes at once with 1 thread each, as the study's trials ran; right after
+   (1), since this machine's speed drifts over an hour.
 4. **``penalty_grid`` twice** at ``--sharing-scale`` (smoke unless given), ``concurrent`` at a
    time with 1 CPU each: as studies run it, and with nothing shared (``--no-reuse
    --private-stages``: every trial computes its own shared stages and its own result).
@@ -274,11 +275,15 @@ def run_ratios(
         log(
             f"[ratios] study: {trials} trials, {concurrent} at a time, in {study['trials_wall']:.0f}s"
         )
+        # Right after the study's trials: this machine's speed drifts over an hour (by up to a
+        # quarter here), and the overhead compares the two.
+        bare = bare_concurrent(scale, overrides, bare_steps, concurrent)
+        log(
+            f"[ratios] bare game loop, {concurrent} at once: " + ", ".join(f"{s:.3f}" for s in bare)
+        )
         seq = run_sequential(root, scale, overrides, bs, log)
         log(f"[ratios] in this process, one after another: {seq['wall']:.0f}s")
         timed = run_sharing(root, sharing_scale, sets, concurrent, log) if sharing_scale else None
-    bare = bare_concurrent(scale, overrides, bare_steps, concurrent)
-    log(f"[ratios] bare game loop, {concurrent} at once: " + ", ".join(f"{s:.3f}" for s in bare))
     game_sps = [s["game_steps"] / s["seconds/game"] for s in study["stages"]]
     median = statistics.median
     stage = {

@@ -204,3 +204,11 @@ def test_dry_run_prints_the_trials_sharing_reuse_and_time_and_starts_nothing(tmp
     )
     assert "recorded on this machine" in r.stdout
     assert "Estimated wall time: 27.7 min" in r.stdout  # 100 s + 26 trials x 60 s, one at a time
+    # With nothing shared (the ratios bench's second grid), each trial pays its own stages.
+    r = subprocess.run(
+        [*args, "--max-concurrent", "1", "--no-reuse", "--private-stages"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Shared stages: none shared (--private-stages)" in r.stdout and "S1" not in r.stdout
+    assert "30 trials: 30 train" in r.stdout
+    assert "Estimated wall time: 80.0 min" in r.stdout  # 30 trials x (100 s + 60 s)
