@@ -7,6 +7,8 @@ from __future__ import annotations
 SCORES = ("top1", "cmap", "f1")
 #: Every final metric a trial records.
 METRICS = (*SCORES, "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")
+#: The init point's metrics (f_A before the game), on the trials whose game trained f_A.
+INIT = ("init_top1", "init_cmap", "init_rms")
 #: The config columns a reader compares trials by (plots, hover, parallel coordinates).
 COMPARED = ("B", "lam", "anonymizer", "anon_encoder", "action_model", "privacy_model", "seed")
 #: The knobs of the tubelet_prune and minimize families: they tell those configurations apart.

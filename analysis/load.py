@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.columns import CONFIG as CONFIG_COLUMNS
-from analysis.columns import FAMILY, FLOAT_CONFIG
+from analysis.columns import FAMILY, FLOAT_CONFIG, INIT
 from analysis.columns import METRICS as METRIC_COLUMNS
 from analysis.robustness import is_per_model
 
@@ -23,7 +23,7 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
             df[c] = pd.to_numeric(df[c], errors="coerce")
     if "seed" in df:
         df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
-    for c in METRIC_COLUMNS:
+    for c in (*METRIC_COLUMNS, *INIT):
         if c in df:
             df[c] = pd.to_numeric(df[c], errors="coerce")
     first = [c for c in ("run_id", *CONFIG_COLUMNS, *METRIC_COLUMNS, "status", "node") if c in df]

@@ -31,11 +31,12 @@ def pareto_scatter(
     configs: pd.DataFrame,
     raw: tuple[float, float] | None,
     fixed: pd.Series | None = None,
+    init: tuple[float, float] | None = None,
 ) -> go.Figure:
     """Action Top-1 (x) against privacy cMAP (y): every trial, the means over seeds of each
     configuration (``configs``, with ± std bars, when some has several seeds), the front of
-    those means as a step line, the raw reference and the fixed anonymizers (baselines) as
-    labelled markers.
+    those means as a step line, the raw reference, the init point (f_A before the game) and
+    the fixed anonymizers (baselines) as labelled markers.
 
     ``fixed`` marks the rows of fixed anonymizers; they are trials too, drawn labelled.
     """
@@ -108,6 +109,18 @@ def pareto_scatter(
                 text=["raw"],
                 textposition="bottom center",
                 marker=dict(size=13, symbol="star", color="#d62728"),
+            )
+        )
+    if init is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[init[0]],
+                y=[init[1]],
+                mode="markers+text",
+                name="init point (f_A before the game)",
+                text=["init"],
+                textposition="top center",
+                marker=dict(size=11, symbol="x", color="#8c564b"),
             )
         )
     fig.update_layout(

@@ -21,6 +21,9 @@ SEARCHED = ("lr_anon", "lr_action", "lr_privacy", "w_action", "w_privacy")
 #: How close to chance (Top-1) or to the attributes' prevalence (cMAP) the raw reference may
 #: come before the report warns that the study measures nothing.
 CHANCE_MARGIN = 0.05
+#: How far a penalised trial's mean RMS on the test clips may exceed its B before the report
+#: says the bound did not hold (the hinge is on training batches; the test clips differ a bit).
+RMS_SLACK = 0.02
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
@@ -131,5 +134,63 @@ def sanity_warnings(
         out.append(
             f"All {len(trials)} trials score the same Top-1 and cMAP: B and λ changed nothing "
             "that the evaluation sees."
+        )
+    return out + penalty_warnings(trials)
+
+
+def _penalised(trials: pd.DataFrame) -> pd.DataFrame:
+    """The penalty family's trials whose penalty is on (λ > 0 and B < 1)."""
+    if not {"B", "lam", "rms"} <= set(trials):
+        return trials.iloc[:0]
+    own = trials[trials[FAMILY] == "penalty"] if FAMILY in trials else trials
+    if "fixed_anonymizer" in own:
+        own = own[~own["fixed_anonymizer"].eq(True)]
+    return own[(own["lam"] > 0) & (own["B"] < 1)]
+
+
+def unbound(trials: pd.DataFrame, slack: float = RMS_SLACK) -> pd.DataFrame:
+    """The penalised trials whose mean RMS on the test clips exceeds B + ``slack``: the bound
+    did not hold, so it is not what shaped their result."""
+    p = _penalised(trials)
+    return p[p["rms"] > p["B"] + slack] if len(p) else p
+
+
+def identical_across_b(trials: pd.DataFrame) -> list[list[float]]:
+    """Sets of bounds B that gave identical results (Top-1, cMAP and RMS) in penalised trials
+    that differ only in B: the hinge was active on every sample, so B changed nothing."""
+    p = _penalised(trials)
+    keys = [c for c in config_columns(p) if c != "B"] + (["seed"] if "seed" in p else [])
+    cols = [m for m in ("top1", "cmap", "rms") if m in p]
+    out: list[list[float]] = []
+    if len(p) < 2:
+        return out
+    for _, g in p.groupby(keys, dropna=False, sort=True):
+        for _, same in g.groupby(cols, sort=True):
+            bs = sorted({float(b) for b in same["B"]})
+            if len(bs) > 1 and bs not in out:
+                out.append(bs)
+    return out
+
+
+def penalty_warnings(trials: pd.DataFrame, slack: float = RMS_SLACK) -> list[str]:
+    """Why B may not be what shaped the results: penalised trials that differ only in B and
+    scored identically, or whose mean RMS exceeds their B by more than ``slack``."""
+    out = []
+    for bs in identical_across_b(trials):
+        out.append(
+            "The penalty did not bind: trials that differ only in B ("
+            + ", ".join(f"{b:g}" for b in bs)
+            + ") gave identical results, so B changed nothing. Raise λ until it does."
+        )
+    over = unbound(trials, slack)
+    if len(over):
+        worst = (over["rms"] - over["B"]).max()
+        bs = ", ".join(f"{b:g}" for b in sorted(set(over["B"].astype(float))))
+        lams = ", ".join(f"{v:g}" for v in sorted(set(over["lam"].astype(float))))
+        out.append(
+            f"The penalty did not bind in {len(over)} of {len(_penalised(trials))} penalised "
+            f"trials: their mean RMS on the test clips exceeds B + {slack:g} (by up to "
+            f"{worst:.3f}; B in {bs}; λ in {lams}). The bound was not what shaped those results; "
+            "a larger λ holds it."
         )
     return out

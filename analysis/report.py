@@ -25,11 +25,14 @@ from analysis.families import FamilySummary, families_markdown, families_of, sum
 from analysis.pareto import default_reference, hypervolume, pareto_front
 from analysis.ranking import relative_drops
 from analysis.recommend import (
+    RMS_SLACK,
     Recommendation,
     config_columns,
     configurations,
+    identical_across_b,
     recommend,
     sanity_warnings,
+    unbound,
 )
 from analysis.robustness import robustness_markdown, robustness_table
 
@@ -47,6 +50,8 @@ class ReportData:
     warnings: list[str]
     #: Per anonymizer family (when the study ran more than one): front, HV, picks.
     families: list[FamilySummary] = field(default_factory=list)
+    #: The init point (f_A before the game: Top-1, cMAP, RMS), when the game trained an f_A.
+    init: tuple[float, float, float] | None = None
 
 
 def analyse(
@@ -67,6 +72,11 @@ def analyse(
         if "raw_top1" in done and done["raw_top1"].notna().any()
         else None
     )
+    init = (
+        tuple(float(done[f"init_{m}"].mean()) for m in ("top1", "cmap", "rms"))
+        if "init_top1" in done and done["init_top1"].notna().any()
+        else None
+    )
     drops = [f"{m}_drop" for m in SCORES]
     configs = configurations(done, metrics=(*SCORES, "rms", *drops))
     configs["on_front"] = pareto_front(configs)
@@ -81,6 +91,7 @@ def analyse(
         reference=ref,
         warnings=sanity_warnings(done, chance or {}),
         families=summarise(configs, ref, raw[1] if raw else None) if several else [],
+        init=init,  # type: ignore[arg-type]
     )
 
 
@@ -146,6 +157,14 @@ def download_command(run_id: str, tracking_uri: str) -> str:
     )
 
 
+def _init_line(init: tuple[float, float, float]) -> str:
+    return (
+        f"Init point (f_A before the game): Top-1 {init[0]:.4f}, cMAP {init[1]:.4f}, RMS "
+        f"{init[2]:.4f}: what the game starts from; away from raw, f_A degraded the data before "
+        "B or λ acted."
+    )
+
+
 def recommendation_lines(data: ReportData, tracking_uri: str = "") -> list[str]:
     """The recommendation in words (Markdown), for summary.md and the HTML page."""
     rec, cfg = data.rec, data.configs
@@ -182,7 +201,26 @@ def recommendation_lines(data: ReportData, tracking_uri: str = "") -> list[str]:
     lines.append(
         f"- TOPSIS picks {_label(cfg, rec.topsis.index)} (closeness {rec.topsis.score:.4f})."
     )
-    return lines
+    return lines + _bound_lines(data, chosen)
+
+
+def _bound_lines(data: ReportData, chosen: pd.Series) -> list[str]:
+    """What the report must say when the chosen configuration's bound is not what shaped it."""
+    one = pd.DataFrame([chosen])
+    if len(unbound(one)):
+        return [
+            f"- **Its bound did not hold**: mean RMS {chosen['rms']:.3f} exceeds B = "
+            f"{chosen['B']:.3g} by more than {RMS_SLACK:g}, so B is not what shaped this "
+            "result; read its RMS as the degradation it allows, or choose a larger λ."
+        ]
+    same = [bs for bs in identical_across_b(data.trials) if float(chosen.get("B", -1)) in bs]
+    if same:
+        return [
+            "- **Its B changed nothing**: B = "
+            + ", ".join(f"{b:g}" for b in same[0])
+            + " gave identical trials at this λ, so the penalty did not bind."
+        ]
+    return []
 
 
 def summary_markdown(data: ReportData, title: str, parent: str = "", tracking_uri: str = "") -> str:
@@ -195,6 +233,8 @@ def summary_markdown(data: ReportData, title: str, parent: str = "", tracking_ur
         lines += ["## Warnings", ""] + [f"- **{w}**" for w in data.warnings] + [""]
     if data.raw is not None:
         lines += [f"Raw data: Top-1 {data.raw[0]:.4f}, cMAP {data.raw[1]:.4f}", ""]
+    if data.init is not None:
+        lines += [_init_line(data.init), ""]
     lines += ["## Recommendation", "", *recommendation_lines(data, tracking_uri), ""]
     lines += [
         "## Configurations (mean ± std over seeds)",
@@ -249,17 +289,19 @@ def write_report(
     data = data if data is not None else analyse(df, chance, hv_reference)
     t = data.trials
     fixed = t["fixed_anonymizer"].eq(True) if "fixed_anonymizer" in t else None
-    figs = {"pareto": plots.pareto_scatter(t, data.configs, data.raw, fixed)}
+    init = data.init[:2] if data.init is not None else None
+    figs = {"pareto": plots.pareto_scatter(t, data.configs, data.raw, fixed, init)}
     if data.families:
         overall = (data.rec.chosen.index, data.rec.topsis.index)
         figs["families"] = plots.families_scatter(data.configs, data.raw, data.families, overall)
     # The B and lambda curves are the penalty method's.
     learned = t[t[FAMILY] == "penalty"] if FAMILY in t else t[~fixed] if fixed is not None else t
-    if "lam" in learned and (learned["lam"] == 1.0).any() and learned["B"].nunique() > 1:
+    lam = _sweep_lambda(learned)
+    if lam is not None:
         figs["metrics_vs_B"] = plots.metric_lines(
-            learned[learned["lam"] == 1.0],
+            learned[learned["lam"] == lam],
             "B",
-            "Metrics against B at λ = 1 (Figure 3); dashed: RMS cost of reference edits",
+            f"Metrics against B at λ = {lam:g} (Figure 3); dashed: RMS cost of reference edits",
             references,
         )
     b = _ablation_bound(learned)
@@ -287,6 +329,18 @@ def write_report(
     report = out / "report.html"
     report.write_text(_html(title, data, figs, parent, tracking_uri))
     return [report, csv, md, configs, *written]
+
+
+def _sweep_lambda(learned: pd.DataFrame) -> float | None:
+    """The λ > 0 at which the most bounds B were tried (at least two; the largest such λ, the
+    one that binds, on a tie), for the plot against B."""
+    if not {"B", "lam"} <= set(learned) or len(learned) == 0:
+        return None
+    on = learned[learned["lam"] > 0]
+    counts = on.groupby("lam")["B"].nunique()
+    if counts.empty or counts.max() < 2:
+        return None
+    return float(counts[counts == counts.max()].index.max())
 
 
 def _ablation_bound(learned: pd.DataFrame) -> float | None:
@@ -327,6 +381,8 @@ def _html(title: str, data: ReportData, figs: dict, parent: str, tracking_uri: s
             "Each small point is a trial; the large points are the means over seeds of each "
             "configuration, with ± std bars; the green line is their Pareto front.</p>"
         )
+    if data.init is not None:
+        parts.append(f'<p id="init-point">{html.escape(_init_line(data.init))}</p>')
     parts.append(
         '<h2>Recommended B</h2><ul id="recommendation">'
         + "".join(

@@ -65,17 +65,16 @@ def bench_step(cfg: Any, steps: int, warmup: int, log: Any) -> dict[str, float]:
     opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
     x = torch.rand(cfg.batch_size, 3, cfg.frames, cfg.size, cfg.size, device=device)
     y = torch.randint(0, 101, (cfg.batch_size,), device=device)
-    v1 = torch.rand(cfg.privacy_batch_size, 3, cfg.size, cfg.size, device=device)
-    v2 = torch.rand_like(v1)
+    p1 = torch.rand(cfg.privacy_batch_size, 3, cfg.size, cfg.size, device=device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for i in range(warmup):
-        minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts)
+        minimax_step(anon, f_t, f_b, x, y, p1, None, cfg, rt, opts)
         log(f"[bench] warm-up step {i + 1}/{warmup}")
     _sync(device)
     t0 = time.perf_counter()
     for i in range(steps):
-        minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts)
+        minimax_step(anon, f_t, f_b, x, y, p1, None, cfg, rt, opts)
         log(f"[bench] timed step {i + 1}/{steps}")
     _sync(device)
     sec = (time.perf_counter() - t0) / steps
@@ -149,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         "and lambda=0 at B=0.1, per seed (scale default unless --scale is given)",
     )
     q.add_argument("--seeds", type=int, default=3, help="seeds (model and data seed both)")
-    q.add_argument("--bounds", default="0,0.05,0.1,0.2,0.3", help="the B sweep (at --lam)")
-    q.add_argument("--lam", type=float, default=1.0,
-                   help="lambda of the B sweep; the ablation compares it with lambda=0 at B=0.1")  # fmt: skip
+    q.add_argument("--bounds", default="", help="the B sweep at --lam (default: the built-in "
+                   "spaces' bounds)")  # fmt: skip
+    q.add_argument("--lam", type=float, default=0.0,
+                   help="the binding lambda of the B sweep (default: the built-in spaces'); the "
+                   "ablation compares it with lambda=0 at B=0.1")  # fmt: skip
     q.add_argument("--eval-seed", type=int, default=0, help="evaluation seed of every point")
     q.add_argument("--records", default="bench-quality.jsonl",
                    help="JSON-lines file of finished rows: appended to, and reused on a rerun "
@@ -245,9 +246,13 @@ def _quality(args: argparse.Namespace) -> int:
     try:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-        if args.lam <= 0:
+        from search_spaces import BINDING_LAM, BUILTIN_BS
+
+        lam = args.lam or BINDING_LAM
+        if lam < 0:
             raise ValueError(f"--lam must be > 0 (the ablation runs lambda = 0), got {args.lam}")
-        bounds = tuple(float(b) for b in args.bounds.split(",") if b.strip())
+        text = args.bounds or ",".join(f"{b:g}" for b in BUILTIN_BS)
+        bounds = tuple(float(b) for b in text.split(",") if b.strip())
         if len(bounds) < 2:
             raise ValueError(f"--bounds needs at least two values, got {args.bounds!r}")
         overrides = parse_assignments(args.set)
@@ -262,7 +267,7 @@ def _quality(args: argparse.Namespace) -> int:
             overrides={**overrides, "device": args.device},
             seeds=tuple(range(args.seeds)),
             bounds=bounds,
-            lam=args.lam,
+            lam=lam,
             eval_seed=args.eval_seed,
         )
         records = Path(args.records) if args.records else None

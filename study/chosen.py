@@ -38,17 +38,19 @@ def log_chosen(c: Any, uri: str, parent: str, run_id: str) -> str:
         side = 2 * max(model.size_multiple, 16)  # batch 2: a batch of 1 would fix N
         example = np.random.default_rng(0).random((2, 3, side, side), dtype=np.float32)
         before = c.get_run(run_id).info  # reopening the run must not change its record
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pytorch.log_model(
-                model,
-                name="anonymizer",
-                serialization_format="pt2",
-                signature=ModelSignature(inputs=frames, outputs=frames),
-                input_example=example,
-                extra_files=[str(weights), str(config)],
-                pip_requirements=[f"torch=={_torch_version()}"],
-            )
-    c.set_terminated(run_id, status=before.status, end_time=before.end_time)
+        try:
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pytorch.log_model(
+                    model,
+                    name="anonymizer",
+                    serialization_format="pt2",
+                    signature=ModelSignature(inputs=frames, outputs=frames),
+                    input_example=example,
+                    extra_files=[str(weights), str(config)],
+                    pip_requirements=[f"torch=={_torch_version()}"],
+                )
+        finally:  # a model that fails to export leaves the trial FINISHED, not FAILED
+            c.set_terminated(run_id, status=before.status, end_time=before.end_time)
     c.set_tag(parent, CHOSEN_RUN_TAG, run_id)
     c.set_tag(parent, CHOSEN_MODEL_TAG, info.model_uri)
     c.set_tag(run_id, "study.chosen", "true")

@@ -66,7 +66,7 @@ def _status(table: Any) -> tuple[str, str]:
 def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
     """Append this study's per-stage seconds to STUDY_DIR/timings.jsonl, for later dry runs."""
     from study import timings
-    from study.shared import load_init, load_raw
+    from study.shared import load_shared
     from trainables.keys import init_key
 
     study = plan.study
@@ -79,7 +79,7 @@ def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
     for key, cfg in settings.items():
         shared = None
         if key in shared_by_key and init_key(cfg) in fresh:
-            shared = load_init(study.root, cfg).seconds + load_raw(study.root, cfg).seconds
+            shared = load_shared(study.root, cfg).seconds
         mine = trained[trained["cost_key"] == key] if "cost_key" in trained else trained.iloc[:0]
         timings.record(
             Path(study.study_dir).resolve(),

@@ -8,7 +8,7 @@ from typing import Any
 
 from study import tracking
 from study.plan import StudyPlan
-from study.shared import load_calibration, load_init, load_raw
+from study.shared import load_calibration, load_shared
 from trainables.calibration import table
 
 
@@ -17,7 +17,8 @@ def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
     well when there is one), the curves of the stages behind it, and the RMS cost of reference
     edits on its data (``calibration/``)."""
     for cfg in plan.shared_configs:
-        init, raw = load_init(plan.study.root, cfg), load_raw(plan.study.root, cfg)
+        shared = load_shared(plan.study.root, cfg)
+        init, raw, point = shared.init, shared.raw, shared.init_point
         tag = f"{cfg.anonymizer}-{cfg.action_model}-{cfg.privacy_model}"
         metrics = {
             f"raw/top1/{tag}": raw.top1,
@@ -26,6 +27,8 @@ def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
             f"chance/top1/{tag}": raw.chance_top1,
             f"chance/cmap/{tag}": raw.chance_cmap,
         }
+        if point is not None:
+            metrics |= {f"init/{k}/{tag}": getattr(point, k) for k in ("top1", "cmap", "rms")}
         if len(plan.shared_configs) == 1:
             metrics |= {
                 "raw/top1": raw.top1,
@@ -33,8 +36,10 @@ def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
                 "raw/f1": raw.f1,
                 "chance/top1": raw.chance_top1,
                 "chance/cmap": raw.chance_cmap,
-                "shared/seconds": init.seconds + raw.seconds,
+                "shared/seconds": shared.seconds,
             }
+            if point is not None:
+                metrics |= {f"init/{k}": getattr(point, k) for k in ("top1", "cmap", "rms")}
         costs = load_calibration(plan.study.root, cfg)
         if len(plan.shared_configs) == 1:  # the report draws these on its B axes
             metrics |= {f"calibration/{k}": v["mean"] for k, v in costs.items()}

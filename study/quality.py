@@ -1,11 +1,12 @@
 """``python -m study.bench --quality --seeds 3``: does the benchmark show the trade-off?
 
 For each seed s (model seed and data seed both s; one evaluation seed for all), it computes the
-shared stages once, then runs a trial at each B of the sweep at lambda = 1 and one at the
-lambda-ablation point (B = 0.1, lambda = 0). Each trial's f_T' and f_B' share the raw
-reference's evaluation seed, so its drop from raw is a paired comparison. It prints a table of
-mean and std over seeds per point, then the acceptance checks of :mod:`analysis.quality`, then
-one JSON line.
+shared stages once (the raw reference and the init point, f_A before the game, among them),
+then runs a trial at each B of the sweep at the binding lambda and one at the lambda-ablation
+point (B = 0.1, lambda = 0). Each trial's f_T' and f_B' share the raw reference's evaluation
+seed, so its drop from raw is a paired comparison. It prints a table of mean and std over seeds
+per point (with the game's first and last epoch RMS), the mean per-attribute AP per point, the
+acceptance checks of :mod:`analysis.quality`, then one JSON line.
 
 Trials run in this process, one after another, without Ray or MLflow: the figures measure the
 method and the benchmark, not the platform. Every finished row is appended to ``--records``
@@ -22,7 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.quality import checks, point_name, summarise
+from analysis.quality import attribute_ap, checks, point_name, summarise
+from search_spaces import BINDING_LAM, BUILTIN_BS
 
 Log = Callable[[str], None]
 
@@ -34,8 +36,8 @@ class QualityPlan:
     scale: str
     overrides: dict[str, Any]
     seeds: Sequence[int]
-    bounds: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3)
-    lam: float = 1.0
+    bounds: Sequence[float] = tuple(BUILTIN_BS)
+    lam: float = BINDING_LAM
     lam_off: float = 0.0
     lam_bound: float = 0.1
     eval_seed: int = 0
@@ -94,10 +96,11 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
     for group in cfgs.values():
         for cfg in group:
             validate(cfg)
-    total = sum(len(g) + 1 for g in cfgs.values())
+    total = sum(len(g) + 1 for g in cfgs.values())  # the trials and the shared stages
     n = 0
     for s, group in cfgs.items():
         raw_key = f"raw-{shared_key(group[0])}"
+        init_key = f"init-{shared_key(group[0])}"
         todo = [c for c in group if f"trial-{result_key(c)}" not in done]
         shared = None
         if raw_key not in done or todo:
@@ -105,25 +108,34 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
             data = load_data(group[0], log)
             t0 = time.time()
             shared = compute_shared(group[0], data, log)
-            row = {
-                "key": raw_key,
-                "point": "raw",
-                "seed": s,
-                "B": None,
-                "lam": None,
-                "top1": shared.raw.top1,
-                "cmap": shared.raw.cmap,
-                "f1": shared.raw.f1,
-                "rms": 0.0,
-                "seconds": time.time() - t0,
-            }
+            seconds = time.time() - t0
             if raw_key not in done:
-                append_record(records, row)
-                done[raw_key] = row
-        rows.append(done[raw_key])
+                for point, res in (("raw", shared.raw), ("init", shared.init_point)):
+                    if res is None:
+                        continue
+                    row = {
+                        "key": raw_key if point == "raw" else init_key,
+                        "point": point,
+                        "seed": s,
+                        "B": None,
+                        "lam": None,
+                        "top1": res.top1,
+                        "cmap": res.cmap,
+                        "f1": res.f1,
+                        "rms": res.rms,
+                        "ap": res.ap,
+                        "attributes": list(data.attributes),
+                        "seconds": seconds if point == "raw" else res.seconds,
+                    }
+                    append_record(records, row)
+                    done[row["key"]] = row
+        for key in (raw_key, init_key):
+            if key in done:
+                rows.append(done[key])
+                r = done[key]
+                log(f"[quality] seed {s} {r['point']}: top1={r['top1']:.3f} cmap={r['cmap']:.3f} "
+                    f"rms={r['rms']:.4f}")  # fmt: skip
         n += 1
-        log(f"[quality] {n}/{total} seed {s} raw: top1={done[raw_key]['top1']:.3f} "
-            f"cmap={done[raw_key]['cmap']:.3f}")  # fmt: skip
         for cfg in group:
             key = f"trial-{result_key(cfg)}"
             if key not in done:
@@ -138,6 +150,9 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
                     "cmap": res.cmap,
                     "f1": res.f1,
                     "rms": res.rms,
+                    "rms_first": res.history[0]["rms"] if res.history else None,
+                    "rms_last": res.history[-1]["rms"] if res.history else None,
+                    "ap": res.ap,
                     "seconds": res.seconds,
                 }
                 append_record(records, row)
@@ -154,20 +169,38 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
     """The printed tables and the JSON object of a finished quality bench."""
     import pandas as pd
 
-    summary = summarise(pd.DataFrame(rows))
+    records = pd.DataFrame(rows)
+    attributes = next((r["attributes"] for r in rows if r.get("attributes")), [])
+    summary = summarise(records)
     found = checks(summary, bounds=plan.bounds, lam=plan.lam, lam_off=plan.lam_off,
                    lam_bound=plan.lam_bound)  # fmt: skip
     lines = [
-        "| point | seeds | Top-1 | cMAP | F1 | RMS | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| point | seeds | Top-1 | cMAP | F1 | RMS | RMS first/last epoch | seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+
+    def pm(r: pd.Series, c: str) -> str:
+        std = r[f"{c}_std"]
+        return f"{r[f'{c}_mean']:.3f} ± {0.0 if std != std else std:.3f}"
+
     for point, r in summary.iterrows():
-        cells = [
-            f"{r[f'{c}_mean']:.3f} ± {r[f'{c}_std']:.3f}" for c in ("top1", "cmap", "f1", "rms")
-        ]
-        lines.append(
-            f"| {point} | {int(r['seeds'])} | {' | '.join(cells)} | {r['seconds_mean']:.0f} |"
+        cells = [pm(r, c) for c in ("top1", "cmap", "f1", "rms")]
+        game = (
+            f"{r['rms_first_mean']:.3f} / {r['rms_last_mean']:.3f}"
+            if "rms_first_mean" in r and r["rms_first_mean"] == r["rms_first_mean"]
+            else ""
         )
+        lines.append(
+            f"| {point} | {int(r['seeds'])} | {' | '.join(cells)} | {game} | "
+            f"{r['seconds_mean']:.0f} |"
+        )
+    ap = pd.DataFrame()
+    if "ap" in records and len(attributes):
+        ap = attribute_ap(records, attributes).reindex(summary.index).dropna(how="all")
+        lines += ["", "| point | " + " | ".join(attributes) + " |",
+                  "|---|" + "---|" * len(attributes)]  # fmt: skip
+        for point, r in ap.iterrows():
+            lines.append(f"| {point} | " + " | ".join(f"{v:.3f}" for v in r) + " |")
     lines += ["", "| check | value | target | ok |", "|---|---|---|---|"]
     for c in found:
         lines.append(f"| {c.name} | {c.value:.3f} | {c.target} | {'yes' if c.ok else 'NO'} |")
@@ -180,6 +213,7 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
             str(p): {k: (None if v != v else v) for k, v in r.items()}
             for p, r in summary.to_dict(orient="index").items()
         },
+        "ap": {str(p): dict(r) for p, r in ap.to_dict(orient="index").items()},
         "checks": [c.row() for c in found],
         "passed": sum(c.ok for c in found),
         "total": len(found),

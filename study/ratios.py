@@ -1,7 +1,7 @@
 """``python -m study.bench --ratios``: where a trial's time goes, and what the platform costs.
 
 1. **A real study** (``python -m study.launch``, Ray and a real MLflow server): ``trials``
-   trials of the scale (B spread over the built-in range, lambda = 1), ``concurrent`` at a time
+   trials of the scale (B spread over the built-in range at b_sweep's lambda), ``concurrent`` at a time
    with 1 CPU each. Its wall time runs from the first trial's start to the last one's end in
    MLflow; each trial records its per-stage seconds (``seconds/*``, ``game_steps``).
 2. **The same trials one after another in this process**, with 2 torch threads, on the
@@ -50,7 +50,6 @@ def bare_steps_per_s(scale: str, overrides: dict[str, Any], steps: int, threads:
     stepped ``steps`` times on one fixed batch (after one untimed step)."""
     import torch
 
-    from trainables.augment import augment_clips
     from trainables.build import build_models
     from trainables.config import config_for
     from trainables.data import load_data
@@ -60,7 +59,7 @@ def bare_steps_per_s(scale: str, overrides: dict[str, Any], steps: int, threads:
         make_minimax_optimizers,
         minimax_step,
         n_privacy,
-        privacy_views,
+        privacy_samples,
         shuffled,
     )
 
@@ -73,18 +72,16 @@ def bare_steps_per_s(scale: str, overrides: dict[str, Any], steps: int, threads:
     rt.place(f_t)
     rt.place(f_b, channels_last=True)
     opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
-    # One batch as the game's first step sees it: fetched, augmented, then fixed.
+    # One batch as the game's first step sees it, then fixed (each step draws its augmentation).
     idx, x = next(iter(shuffled(data.action_train.clips, cfg.batch_size, cfg, rt, 1)))
-    x, y = augment_clips(
-        x, data.action_train.labels[idx].to(rt.device), rt.gen,
-        flip_labels=data.flip_labels(), policy=cfg.augment,
-    )  # fmt: skip
+    y = data.action_train.labels[idx].to(rt.device)
     pidx = next(batches(n_privacy(data, cfg), cfg.privacy_batch_size, rt.gen, drop_last=True))
-    v1, v2 = privacy_views(data, pidx, cfg, rt)
-    minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts)
+    p1, p2 = privacy_samples(data, pidx, cfg, rt)
+    flips = data.flip_labels()
+    minimax_step(anon, f_t, f_b, x, y, p1, p2, cfg, rt, opts, flip_labels=flips)
     t0 = time.perf_counter()
     for _ in range(steps):
-        minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts)
+        minimax_step(anon, f_t, f_b, x, y, p1, p2, cfg, rt, opts, flip_labels=flips)
     return steps / (time.perf_counter() - t0)
 
 
@@ -102,8 +99,19 @@ def bare_concurrent(
 
 
 def trial_values(trials: int) -> list[float]:
-    """B of each timed trial: spread over the built-in range (lambda = 1: the penalty acts)."""
-    return [round(0.05 + 0.25 * i / max(1, trials - 1), 3) for i in range(trials)]
+    """B of each timed trial: spread over the built-in range, from its first positive bound to
+    its last."""
+    from search_spaces import BUILTIN_BS
+
+    lo, hi = min(b for b in BUILTIN_BS if b > 0), max(BUILTIN_BS)
+    return [round(lo + (hi - lo) * i / max(1, trials - 1), 3) for i in range(trials)]
+
+
+def sweep_lambda() -> float:
+    """The lambda of the timed study's trials: b_sweep's, which the launcher runs."""
+    from search_spaces import get_space
+
+    return float(get_space("b_sweep").fixed["lam"])
 
 
 def _launch(root: Path, experiment: str, args: Sequence[str], log: Log) -> float:
@@ -218,7 +226,7 @@ def run_sequential(
     from trainables.trial import run_trial
 
     torch.set_num_threads(2)
-    cfgs = [config_for(scale, **{**overrides, "B": b, "lam": 1.0}) for b in bs]
+    cfgs = [config_for(scale, **{**overrides, "B": b, "lam": sweep_lambda()}) for b in bs]
     data = load_data(cfgs[0], lambda m: None)
     shared = load_shared(root / "ratios", cfgs[0])
     t0 = time.time()
@@ -265,7 +273,7 @@ def run_ratios(
 
     bs = trial_values(trials)
     for b in bs:  # refuse a bad --set before any work
-        validate(config_for(scale, **{**overrides, "B": b, "lam": 1.0}))
+        validate(config_for(scale, **{**overrides, "B": b, "lam": sweep_lambda()}))
     if sharing_scale:
         validate(config_for(sharing_scale, **overrides))
     sets = [f"{k}={v}" for k, v in overrides.items()]

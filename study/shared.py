@@ -1,7 +1,9 @@
 """Shared stages on disk: computed once per study, reused by every trial.
 
 The identity-initialised f_A with the warm-started f_T and f_B live in
-``STUDY/shared/init-KEY.pt``, the raw reference in ``STUDY/shared/raw-KEY.json``. The study dir
+``STUDY/shared/init-KEY.pt``, the raw reference in ``STUDY/shared/raw-KEY.json``, the init point
+(f_A before the game, evaluated; ``null`` when the game trains no f_A) in
+``STUDY/shared/initpoint-KEY.json``. The study dir
 is on storage every node sees; files are written atomically and loaded with weights_only=True.
 """
 
@@ -18,8 +20,14 @@ from trainables.calibration import costs_on
 from trainables.config import TrialConfig
 from trainables.data import load_data
 from trainables.evaluate import EvalResult
-from trainables.keys import init_key, raw_key, stage_key
-from trainables.stages import InitStages, SharedStages, compute_init, compute_raw
+from trainables.keys import init_key, raw_key, shared_key, stage_key
+from trainables.stages import (
+    InitStages,
+    SharedStages,
+    compute_init,
+    compute_init_point,
+    compute_raw,
+)
 from trainables.train import Log
 
 
@@ -29,6 +37,10 @@ def init_path(root: Path, cfg: TrialConfig) -> Path:
 
 def raw_path(root: Path, cfg: TrialConfig) -> Path:
     return Path(root) / "shared" / f"raw-{raw_key(cfg)}.json"
+
+
+def init_point_path(root: Path, cfg: TrialConfig) -> Path:
+    return Path(root) / "shared" / f"initpoint-{shared_key(cfg)}.json"
 
 
 def _atomic(path: Path, write) -> None:  # type: ignore[no-untyped-def]
@@ -49,7 +61,8 @@ def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, o
     need_init = not init_path(root, cfg).exists()
     need_raw = not raw_path(root, cfg).exists()
     need_calibration = not calibration_path(root, cfg).exists()
-    if not (need_init or need_raw or need_calibration):
+    need_point = not init_point_path(root, cfg).exists()
+    if not (need_init or need_raw or need_calibration or need_point):
         return done | {"computed": False}
     data = load_data(cfg, log)
     if need_calibration:
@@ -74,6 +87,10 @@ def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, o
     if need_raw:
         raw = compute_raw(cfg, data, log)
         _atomic(raw_path(root, cfg), lambda p: p.write_text(json.dumps(asdict(raw))))
+    if need_point:
+        point = compute_init_point(cfg, data, load_init(root, cfg), log)
+        text = json.dumps(asdict(point) if point is not None else None)
+        _atomic(init_point_path(root, cfg), lambda p: p.write_text(text))
     return done | {"computed": True}
 
 
@@ -99,11 +116,18 @@ def load_raw(root: Path, cfg: TrialConfig) -> EvalResult:
     return EvalResult(**json.loads(raw_path(root, cfg).read_text()))
 
 
+def load_init_point(root: Path, cfg: TrialConfig) -> EvalResult | None:
+    d = json.loads(init_point_path(root, cfg).read_text())
+    return EvalResult(**d) if d is not None else None
+
+
 def load_shared(root: Path, cfg: TrialConfig) -> SharedStages:
     """The shared stages of ``cfg``, from the study dir."""
-    for p in (init_path(root, cfg), raw_path(root, cfg)):
+    for p in (init_path(root, cfg), raw_path(root, cfg), init_point_path(root, cfg)):
         if not p.exists():
             raise FileNotFoundError(
                 f"shared stage {p} is missing: is the study dir on storage that every node sees?"
             )
-    return SharedStages(load_init(root, cfg), load_raw(root, cfg), raw_key(cfg))
+    return SharedStages(
+        load_init(root, cfg), load_raw(root, cfg), raw_key(cfg), load_init_point(root, cfg)
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainables.config import FAMILY_FIELDS
-from trainables.trial import FINAL_METRICS
+from trainables.trial import FINAL_METRICS, INIT_METRICS
 
 if TYPE_CHECKING:
     from study.reuse import StoredResult
@@ -211,7 +211,7 @@ def _train(
         tracking.log_metrics(c, run_id, named, step=epoch)
 
     result = run_trial(cfg, data=data, shared=shared, on_epoch=on_epoch, resume=resume, log=log)
-    final = {k: float(getattr(result, k)) for k in FINAL_METRICS}
+    final = {k: float(getattr(result, k)) for k in FINAL_METRICS} | result.init_metrics()
     _log_outcome(
         c, run_id, cfg, data, {**final, **result.model_metrics()}, result.ap, result.anonymizer
     )
@@ -274,6 +274,7 @@ def _log_stored(
             named.pop("train/L_penalty", None)
         tracking.log_metrics(c, run_id, named, step=epoch)
     final = {k: float(stored.summary[k]) for k in FINAL_METRICS if k != "seconds"}
+    final |= {k: float(stored.summary[k]) for k in INIT_METRICS if k in stored.summary}
     final["seconds"] = seconds
     per_model = {k: float(v) for k, v in stored.summary.items() if "/" in k}
     anon = anonymizer_for(cfg, data.num_classes)

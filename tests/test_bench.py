@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis.fidelity import early_signal_table, predictive_signals, spearman
-from search_spaces import BUILTIN_B_RANGE, get_space
+from search_spaces import BINDING_LAM, BUILTIN_B_RANGE, BUILTIN_BS, BUILTIN_LAM_RANGE, get_space
 from study.ratios import sharing_estimate, trial_values
 from study.searchbench import SearchBenchPlan, b_range, grid_points, hv, run_bench, run_search
 from study.trainable import stage_metrics
@@ -23,16 +23,17 @@ from tests.conftest import TINY
 def test_pareto_search_samples_b_where_the_penalty_binds():
     space = get_space("pareto_search")
     assert space.ranges["B"] == BUILTIN_B_RANGE
-    assert (BUILTIN_B_RANGE.low, BUILTIN_B_RANGE.high) == (0.0, 0.35)
+    assert space.ranges["lam"] == BUILTIN_LAM_RANGE
+    assert BUILTIN_B_RANGE.low == 0.0 and BUILTIN_B_RANGE.high == max(BUILTIN_BS)
     assert b_range(space, "log") == dataclasses.replace(BUILTIN_B_RANGE, low=0.01, log=True)
     assert b_range(space, "linear") == BUILTIN_B_RANGE
 
 
 def test_grid_points_expand_the_grid_with_its_fixed_values():
     pts = grid_points(get_space("penalty_grid"))
-    assert len(pts) == 30 and len({(p["B"], p["lam"]) for p in pts}) == 30
+    assert len(pts) == 28 and len({(p["B"], p["lam"]) for p in pts}) == 28
     assert grid_points(get_space("b_sweep")) == [
-        {"lam": 1.0, "B": b} for b in get_space("b_sweep").grid["B"]
+        {"lam": BINDING_LAM, "B": b} for b in get_space("b_sweep").grid["B"]
     ]
 
 
@@ -48,7 +49,8 @@ def test_a_search_asks_in_batches_and_replays_with_its_seed(sampler):
 
     def evaluate(v):
         seen.append([v["B"], v["lam"]])
-        assert 0.0 <= v["B"] <= 0.35 and 0.0 <= v["lam"] <= 2.0
+        assert BUILTIN_B_RANGE.low <= v["B"] <= BUILTIN_B_RANGE.high
+        assert BUILTIN_LAM_RANGE.low <= v["lam"] <= BUILTIN_LAM_RANGE.high
         return _front(v)
 
     rows = run_search(space, sampler, 0, 6, 2, evaluate, lambda m: None)
@@ -97,7 +99,7 @@ def test_sharing_estimate():
     assert est["with"] == pytest.approx(100 + 13 * 50 + 2 * 5)
     assert est["without"] == pytest.approx(15 * (150 + 50))
     assert est["ratio"] == pytest.approx(est["with"] / est["without"])
-    assert trial_values(4) == [0.05, 0.133, 0.217, 0.3]
+    assert trial_values(4) == [0.1, 0.267, 0.433, 0.6]
 
 
 def test_search_bench_end_to_end_on_tiny_trials_reuses_its_records(tmp_path):
@@ -118,7 +120,7 @@ def test_search_bench_end_to_end_on_tiny_trials_reuses_its_records(tmp_path):
     assert [(r["sampler"], r["seed"]) for r in runs] == [("random", 0), ("random", 1)]
     for r in runs:
         assert len(r["trials"]) == 2 and r["ratio"] == pytest.approx(r["hv"] / out["grid"]["hv"])
-        assert all(0.0 <= t["B"] <= 0.35 for t in r["trials"])
+        assert all(BUILTIN_B_RANGE.low <= t["B"] <= BUILTIN_B_RANGE.high for t in r["trials"])
         assert r["curve"] == sorted(r["curve"])  # the front only grows
     assert out["trials_run"] == 2 + 4
     rows = [json.loads(line) for line in records.read_text().splitlines()]

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from search_spaces import BUILTIN_BS, BUILTIN_LAMS
 from study.config import build_parser, from_args
 from study.plan import plan_study
 
@@ -55,7 +56,7 @@ def test_no_cli_takes_an_abbreviated_flag(capsys):
         (["--set", "dataset=synthetic"], "--set dataset: use --dataset"),
         (["--set", "amp=ture"], "amp='ture': expected true or false"),
         (["--set", "minimax_epochs=abc"], "minimax_epochs='abc': expected an integer"),
-        (["--num-samples", "3"], "--num-samples: penalty_grid is a grid of 30 points"),
+        (["--num-samples", "3"], "--num-samples: penalty_grid is a grid of 28 points"),
         (["--space", "b_sweep", "--num-samples", "2"], "applies to search spaces"),
     ],
 )
@@ -178,9 +179,11 @@ def test_dry_run_prints_the_trials_sharing_reuse_and_time_and_starts_nothing(tmp
     assert r.returncode == 0, r.stderr
     out = r.stdout
     rows = [line.split() for line in out.splitlines() if line[:1].isdigit() and "S1" in line]
-    assert len(rows) == 30
-    assert sum("reuses" in line for line in out.splitlines()) == 4  # lambda = 0 at B > 0
-    assert "S1:" in out and "to compute" in out and "30 trials: 26 train" in out
+    n, bs = len(BUILTIN_BS) * len(BUILTIN_LAMS), len(BUILTIN_BS)
+    assert len(rows) == n
+    # lambda = 0 is inert at every B: one of those trials trains, the others reuse it.
+    assert sum("reuses" in line for line in out.splitlines()) == bs - 1
+    assert "S1:" in out and "to compute" in out and f"{n} trials: {n - bs + 1} train" in out
     assert "Estimated wall time:" in out and "reference figures" in out
     assert not any(tmp_path.iterdir())  # no study dir, no mlflow.db, no server
     # With figures an earlier study recorded on this machine for the same config (B, lambda and
@@ -203,12 +206,14 @@ def test_dry_run_prints_the_trials_sharing_reuse_and_time_and_starts_nothing(tmp
         [*args, "--max-concurrent", "1"], capture_output=True, text=True, timeout=120
     )
     assert "recorded on this machine" in r.stdout
-    assert "Estimated wall time: 27.7 min" in r.stdout  # 100 s + 26 trials x 60 s, one at a time
+    trained = n - bs + 1
+    minutes = (100 + trained * 60) / 60  # the shared stages, then each trained trial, one at a time
+    assert f"Estimated wall time: {minutes:.1f} min" in r.stdout
     # With nothing shared (the ratios bench's second grid), each trial pays its own stages.
     r = subprocess.run(
         [*args, "--max-concurrent", "1", "--no-reuse", "--private-stages"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "Shared stages: none shared (--private-stages)" in r.stdout and "S1" not in r.stdout
-    assert "30 trials: 30 train" in r.stdout
-    assert "Estimated wall time: 80.0 min" in r.stdout  # 30 trials x (100 s + 60 s)
+    assert f"{n} trials: {n} train" in r.stdout
+    assert f"Estimated wall time: {n * 160 / 60:.1f} min" in r.stdout  # n x (100 s + 60 s)

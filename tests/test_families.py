@@ -215,10 +215,10 @@ def test_the_downsampling_and_blur_baselines_are_minimize_presets():
 def test_fields_at_their_neutral_value_or_of_another_anonymizer_leave_keys_unchanged():
     import dataclasses
 
-    from trainables.config import config_for, neutral_fields, only_for_fields
+    from trainables.config import config_for, neutral_fields, read_when_fields
     from trainables.keys import _hash, init_key, key_fields, result_key, stage_key
 
-    neutral = {**neutral_fields(), **only_for_fields()}
+    neutral = {**neutral_fields(), **read_when_fields()}
     assert {"min_bits", "min_grey"} <= set(neutral)
     cfg = config_for("default", B=0.1)
     names = [n for n in key_fields("warm") if n not in neutral]
@@ -230,6 +230,10 @@ def test_fields_at_their_neutral_value_or_of_another_anonymizer_leave_keys_uncha
     scorer = dataclasses.replace(tubelet, vit_dim=64)  # an identity-stage field moves that key
     assert init_key(scorer) != init_key(tubelet)
     assert init_key(dataclasses.replace(cfg, vit_dim=64)) == init_key(cfg)  # not the penalty's
+    # The L1 stage's epochs move the key of an L1-initialised f_A only: a residual one skips it.
+    l1 = dataclasses.replace(cfg, anon_init="l1")
+    assert init_key(dataclasses.replace(l1, identity_epochs=3)) != init_key(l1)
+    assert init_key(dataclasses.replace(cfg, identity_epochs=3)) == init_key(cfg)
 
 
 def test_a_familys_knob_does_not_change_its_cost_key():

@@ -65,9 +65,9 @@ def test_every_registry_a_field_names_exists():
 @pytest.mark.parametrize("name", [f.name for f in fields(TrialConfig)])
 def test_changing_a_field_changes_the_keys_of_its_stages_and_those_after_only(name):
     (field,) = [f for f in fields(TrialConfig) if f.name == name]
-    owner = field.metadata.get("only_for", "")
-    # A field one anonymizer alone reads is checked under that anonymizer.
-    base = config_for("smoke", **({"anonymizer": owner} if owner else {}))
+    # A field read only under a condition (one anonymizer's knob, the L1 stage's epochs) is
+    # checked where it is read.
+    base = config_for("smoke", **field.metadata.get("read_when", {}))
     changed = dataclasses.replace(base, **{name: _other_value(base, name)})
     after = set().union(*(DOWNSTREAM[s] for s in field.metadata["stages"]))
     for stage in set(STAGES) - {"runtime"}:
@@ -87,6 +87,21 @@ def test_a_field_of_one_anonymizer_is_in_no_other_anonymizers_key():
         changed = dataclasses.replace(base, **{name: _other_value(base, name)})
         for what, (_, key) in CACHED.items():
             assert key(base) == key(changed), f"{name} moved the {what} key of {base.anonymizer}"
+
+
+def test_the_l1_stage_s_fields_are_in_no_key_of_a_residual_f_a():
+    from trainables.config import read_when_fields
+
+    assert read_when_fields()["identity_epochs"] == {"anon_init": "l1"}
+    residual = config_for("smoke")
+    assert residual.anon_init == "residual"
+    l1 = dataclasses.replace(residual, anon_init="l1")
+    for name in ("identity_epochs", "identity_lr"):
+        for base in (residual, l1):
+            changed = dataclasses.replace(base, **{name: _other_value(base, name)})
+            moved = keys.init_key(changed) != keys.init_key(base)
+            assert moved == (base is l1), f"{name} under anon_init={base.anon_init}"
+    assert keys.init_key(l1) != keys.init_key(residual)
 
 
 def test_the_runtime_is_in_no_key_and_an_inert_penalty_drops_b_and_lambda():

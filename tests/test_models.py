@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from trainables.action_models import ACTION_MODELS, build_action_model
-from trainables.anonymizers import ANONYMIZERS, build_anonymizer
+from trainables.anonymizers import ANONYMIZERS, LEARNED, build_anonymizer
 from trainables.privacy_models import PRIVACY_MODELS, build_privacy_model
 from trainables.registry import UnknownNameError
 
@@ -56,6 +56,42 @@ def test_fixed_anonymizers_do_what_they_say():
     assert 0 < weak < strong
     with pytest.raises(ValueError, match="needs the actor masks"):
         build_anonymizer("blacken")(x)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNED))
+def test_a_residual_learned_anonymizer_is_the_identity_before_training_and_then_learns(name):
+    from trainables.config import config_for
+
+    torch.manual_seed(0)
+    anon = build_anonymizer(name, "resnet18", config_for("smoke", anonymizer=name))
+    x = torch.rand(2, 3, 2, 32, 32)
+    x[0, :, 0] = 0.0  # saturated pixels, which a plain sigmoid cannot reproduce
+    x[1, :, 1] = 1.0
+    assert (anon(x) - x).abs().max() <= 2e-3
+    anon.eval()
+    assert (anon(x) - x).abs().max() <= 2e-3
+    anon.train()
+    opt = torch.optim.Adam(anon.parameters(), lr=1e-3)
+    target = 1 - x
+    for _ in range(2):
+        opt.zero_grad()
+        (anon(x) - target).square().mean().backward()
+        opt.step()
+    opt.zero_grad()
+    (anon(x) - target).square().mean().backward()
+    frozen = [n for n, p in anon.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert not frozen, f"parameters that the zeroed head keeps from learning: {frozen[:5]}"
+
+
+def test_an_l1_initialised_anonymizer_is_a_plain_sigmoid_of_the_net():
+    from trainables.config import config_for
+
+    torch.manual_seed(0)
+    anon = build_anonymizer("unetpp_tiny", "resnet18", config_for("smoke", anon_init="l1"))
+    x = torch.zeros(1, 3, 32, 32)
+    assert not anon.residual
+    assert torch.allclose(anon(x), torch.sigmoid(anon.net(x)))
+    assert (anon(x) - x).abs().max() > 0.05  # far from the identity until the L1 stage
 
 
 @pytest.mark.parametrize("name", ["unetpp", "unet", "unetpp_tiny"])

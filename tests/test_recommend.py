@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from analysis import hypervolume
-from analysis.recommend import configurations, indistinguishable, recommend, sanity_warnings
+from analysis.recommend import (
+    configurations,
+    indistinguishable,
+    penalty_warnings,
+    recommend,
+    sanity_warnings,
+)
 from analysis.report import analyse, summary_markdown
 from trainables.metrics import chance_cmap, chance_top1
 
@@ -93,6 +99,47 @@ def test_sanity_warnings_when_the_evidence_is_void():
     assert len(w) == 1 and "All 2 trials score the same" in w[0]
     md = summary_markdown(analyse(same, chance={"top1": 0.25, "cmap": 0.3}), "t")
     assert md.index("## Warnings") < md.index("## Recommendation")
+
+
+def test_the_report_says_when_the_penalty_did_not_bind():
+    held = _runs({(0.1, 10.0): [(0.9, 0.7)], (0.2, 10.0): [(0.8, 0.6)], (0.1, 0.0): [(0.5, 0.4)]})
+    held.loc[held["lam"] == 0.0, "rms"] = 0.6  # lambda = 0 is unbounded by design: no warning
+    assert penalty_warnings(held) == []
+    md = summary_markdown(analyse(held), "t")
+    assert "did not" not in md and "changed nothing" not in md
+
+    # Every sample above B from the first step: B = 0 and B = 0.05 compute the same trial.
+    same = _runs(
+        {(0.0, 1.0): [(0.95, 0.85)], (0.05, 1.0): [(0.95, 0.85)], (0.3, 1.0): [(0.9, 0.8)]}
+    )
+    same["rms"] = 0.25
+    w = penalty_warnings(same)
+    assert len(w) == 2
+    assert "differ only in B (0, 0.05) gave identical results" in w[0]
+    assert "2 of 3 penalised trials" in w[1] and "by up to 0.250" in w[1]
+    data = analyse(same)
+    assert all(x in data.warnings for x in w)
+    md = summary_markdown(data, "t")
+    assert md.index("The penalty did not bind") < md.index("## Recommendation")
+    chosen = data.configs.loc[data.rec.chosen.index]
+    assert float(chosen["B"]) in (0.0, 0.05)  # the front's best, though its bound never held
+    assert "**Its bound did not hold**" in md
+
+
+def test_the_report_shows_the_init_point_beside_the_raw_reference(tmp_path):
+    from analysis.report import write_report
+
+    df = _runs({(0.1, 10.0): [(0.9, 0.7), (0.92, 0.72)], (0.2, 10.0): [(0.8, 0.6), (0.82, 0.6)]})
+    assert analyse(df).init is None
+    df = df.assign(init_top1=0.95, init_cmap=0.9, init_rms=0.0002)
+    data = analyse(df)
+    assert data.init == pytest.approx((0.95, 0.9, 0.0002))
+    md = summary_markdown(data, "t")
+    assert "Init point (f_A before the game): Top-1 0.9500, cMAP 0.9000, RMS 0.0002" in md
+    assert md.index("Raw data") < md.index("Init point") < md.index("## Recommendation")
+    write_report(df, tmp_path, "t", png=False, data=data)
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="init-point"' in page and "init point (f_A before the game)" in page
 
 
 def test_chance_levels():

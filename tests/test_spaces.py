@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from search_spaces import SPACES, get_space, list_spaces
+from search_spaces import BINDING_LAM, BUILTIN_BS, BUILTIN_LAMS, SPACES, get_space, list_spaces
 from study.config import StudyConfig
 from study.plan import plan_study
 from trainables.registry import UnknownNameError
@@ -22,10 +22,11 @@ REQUIRED = {
 
 def test_required_spaces_exist_and_sizes():
     assert set(SPACES.names()) >= REQUIRED
-    assert get_space("penalty_grid").num_trials() == 30
-    assert get_space("penalty_grid").num_trials(seeds=3) == 90
+    n = len(BUILTIN_BS) * len(BUILTIN_LAMS)
+    assert get_space("penalty_grid").num_trials() == n == 28
+    assert get_space("penalty_grid").num_trials(seeds=3) == 3 * n
     assert get_space("paper_grid").num_trials() == 36
-    assert get_space("b_sweep").fixed == {"lam": 1.0}
+    assert get_space("b_sweep").fixed == {"lam": BINDING_LAM}
     assert get_space("lambda_sweep").fixed == {"B": 0.1}
     ps = get_space("pareto_search")
     assert ps.is_search and ps.objectives == {"top1": "max", "cmap": "min"}
@@ -64,7 +65,7 @@ def test_plan_rejects_bad_input():
 def test_an_ad_hoc_grid_replaces_the_spaces_axes():
     plan = plan_study(StudyConfig(space="b_sweep", scale="smoke", grid=("B=0.05,0.1,0.15",)))
     assert [c.B for c in plan.trials] == [0.05, 0.1, 0.15]
-    assert {c.lam for c in plan.trials} == {1.0}
+    assert {c.lam for c in plan.trials} == {BINDING_LAM}
     plan = plan_study(StudyConfig(space="lambda_sweep", scale="smoke", grid=("B=0.1,0.2",)))
     assert len(plan.trials) == 2 * len(get_space("lambda_sweep").grid["lam"])
     assert {c.B for c in plan.trials} == {0.1, 0.2}

@@ -25,6 +25,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from search_spaces import BINDING_LAM, BUILTIN_B_RANGE, BUILTIN_LAM_RANGE
 from study.mlflow_server import MlflowServer, free_port
 from tests.study_helpers import launch_args, run_launch, runs
 
@@ -96,7 +97,7 @@ def test_smoke_study_records_everything_and_stays_on_loopback(smoke_study):
     parents, children = runs(root)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert "raw/top1" in parents[0].data.metrics and "shared/seconds" in parents[0].data.metrics
-    assert sorted(r.data.params["lam"] for r in children) == ["0.0", "1.0"]
+    assert sorted(float(r.data.params["lam"]) for r in children) == [0.0, BINDING_LAM]
     server = MlflowServer(root).start()  # artifacts are served by the tracking server
     c = MlflowClient(tracking_uri=server.uri)
     for r in children:
@@ -274,7 +275,8 @@ def test_pareto_search_goes_through_optuna_with_persistent_storage(tmp_path):
     assert sorted(t.user_attrs["mlflow_run_ids"].split(",")) == sorted(
         c.info.run_id for c in children
     )
-    assert 0 <= t.params["B"] <= 1 and 0 <= t.params["lam"] <= 2
+    assert BUILTIN_B_RANGE.low <= t.params["B"] <= BUILTIN_B_RANGE.high
+    assert BUILTIN_LAM_RANGE.low <= t.params["lam"] <= BUILTIN_LAM_RANGE.high
     assert float(children[0].data.params["B"]) == pytest.approx(t.params["B"])
     _check_optuna_dashboard(root, children[0].info.run_id)
 
@@ -310,9 +312,9 @@ def _check_optuna_dashboard(root, run_id: str) -> None:  # noqa: ANN001
 
 
 def test_a_crashing_trial_ends_failed_with_its_reason(tmp_path):
-    # An absurd learning rate of f_A (used by the game only, not by the shared stages) makes
-    # every trial's losses NaN at its first step: a real crash inside the Ray worker.
-    r = run_launch(tmp_path, "--set", "lr_anon=1e30", "--max-failures", "0")
+    # An absurd learning rate of f_B (used by the game only, not by the shared stages) makes
+    # every trial's losses NaN within its first steps: a real crash inside the Ray worker.
+    r = run_launch(tmp_path, "--set", "lr_privacy=1e30", "--max-failures", "0")
     assert r.returncode == 1
     parents, children = runs(tmp_path / "smoke")
     assert parents[0].info.status == "FAILED"

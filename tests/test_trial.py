@@ -206,31 +206,40 @@ def test_the_raw_reference_and_an_identity_trial_are_scored_by_the_same_targets(
     assert (moved.top1, moved.cmap) != (res.top1, res.cmap)
 
 
-def test_minimax_runs_batch_norm_as_the_released_code(tiny_cfg):
+@pytest.mark.parametrize("norm", ["frozen", "batch"])
+def test_minimax_runs_batch_norm_as_configured(tiny_cfg, norm):
     """Step 1 trains f_A against f_T and f_B in eval mode; step 2 trains f_T and f_B against
-    f_A in eval mode."""
+    f_A in eval mode (the released code). f_A's own batch norm is frozen in step 1 too unless
+    anon_batch_norm is 'batch', and a frozen one's statistics never move."""
+    import dataclasses
+
     from trainables.build import build_models
     from trainables.data import load_data
     from trainables.device import runtime
     from trainables.train import make_minimax_optimizers, minimax_step
 
-    data = load_data(tiny_cfg)
-    anon, f_t, f_b = build_models(tiny_cfg, data)
+    cfg = dataclasses.replace(tiny_cfg, anon_batch_norm=norm)
+    data = load_data(cfg)
+    anon, f_t, f_b = build_models(cfg, data)
     calls: list[tuple[str, bool]] = []
     for name, m in (("f_A", anon), ("f_T", f_t), ("f_B", f_b)):
         m.register_forward_pre_hook(lambda mod, args, name=name: calls.append((name, mod.training)))
+    stats = {k: v.clone() for k, v in anon.state_dict().items() if "running" in k}
     rt = runtime("cpu", False, 0)
-    x = torch.rand(4, 3, tiny_cfg.frames, 32, 32)
+    x = torch.rand(4, 3, cfg.frames, 32, 32)
     v = torch.rand(4, 3, 32, 32)
-    opts = make_minimax_optimizers(anon, f_t, f_b, tiny_cfg)
-    minimax_step(anon, f_t, f_b, x, torch.zeros(4, dtype=torch.long), v, v, tiny_cfg, rt, opts)
-    # Step 2 starts where f_A first runs in eval mode.
-    step2 = next(i for i, (n, training) in enumerate(calls) if n == "f_A" and not training)
+    opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
+    minimax_step(anon, f_t, f_b, x, torch.zeros(4, dtype=torch.long), v, None, cfg, rt, opts)
+    # Step 2 starts where f_A runs again after step 1 has scored its outputs with f_B.
+    first_b = next(i for i, (n, _) in enumerate(calls) if n == "f_B")
+    step2 = next(i for i, (n, _) in enumerate(calls) if n == "f_A" and i > first_b)
     step1, rest = calls[:step2], calls[step2:]
     assert {n for n, _ in step1} == {"f_A", "f_T", "f_B"}
-    assert all(training == (n == "f_A") for n, training in step1)
+    assert all(training == (n == "f_A" and norm == "batch") for n, training in step1)
     assert {n for n, _ in rest} == {"f_A", "f_T", "f_B"}
     assert all(training == (n != "f_A") for n, training in rest)
+    moved = any(not torch.equal(stats[k], anon.state_dict()[k]) for k in stats)
+    assert moved == (norm == "batch")
 
 
 def test_cross_model_evaluation_scores_one_anonymizer_with_each_fresh_model(tiny_cfg):

@@ -103,8 +103,8 @@ def test_a_trial_starts_from_local_weights(tiny_cfg, tmp_path):
     res = run_trial(cfg, log=logs.append)
     assert any("[identity] skipped" in m for m in logs)
     assert sum("[weights] f_T (" in m for m in logs) == 1
-    # The fresh f_T' of the raw reference and of the trial start from them too.
-    assert sum("[weights] f_T' (" in m for m in logs) == 2
+    # The fresh f_T' of the raw reference, of the init point and of the trial start from them too.
+    assert sum("[weights] f_T' (" in m for m in logs) == 3
     assert 0 <= res.top1 <= 1
 
 
@@ -120,3 +120,21 @@ def test_the_launcher_refuses_unfitting_weights_before_starting(tmp_path):
     )  # fmt: skip
     assert r.returncode == 2 and "do not fit the model" in r.stderr
     assert not (tmp_path / "s" / "smoke" / "mlflow.db").exists()
+
+
+def test_a_trial_recorded_before_anon_init_applies_as_the_plain_sigmoid_it_trained(tmp_path):
+    import json
+
+    from trainables.anonymize import load_anonymizer
+    from trainables.config import config_for
+
+    old = config_for("smoke").to_dict()
+    del old["anon_init"]  # what a trial wrote before the field existed
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(config_for("smoke").to_dict()))
+    for name, residual in (("old", False), ("new", True)):
+        cfg = config_for("smoke", anon_init="residual" if residual else "l1")
+        weights = tmp_path / f"{name}.pt"
+        torch.save(build_anonymizer(cfg.anonymizer, cfg.anon_encoder, cfg).state_dict(), weights)
+        anon = load_anonymizer(weights, tmp_path / f"{name}.json")
+        assert anon.residual == residual

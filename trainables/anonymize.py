@@ -46,7 +46,9 @@ def load_anonymizer(weights: Path, config: Path) -> Anonymizer:
     """The anonymizer that ``config`` (a trial's config.json) names, with the state dict in
     ``weights`` loaded safely."""
     try:
-        cfg = from_dict(json.loads(config.read_text()))
+        recorded = json.loads(config.read_text())
+        # A trial recorded before anon_init existed trained a plain sigmoid(net(x)).
+        cfg = from_dict({"anon_init": "l1", **recorded})
     except (OSError, ValueError) as e:
         raise AnonymizeError(f"{config}: not a trial config.json ({e})") from e
     try:

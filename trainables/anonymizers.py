@@ -34,21 +34,41 @@ def fixed_anonymizers() -> list[str]:
     return [n for n in ANONYMIZERS.names() if n not in LEARNED]
 
 
+#: How far from 0 and 1 a residual f_A's logit of x is taken: its output at step 0 is x
+#: clamped to [EPS, 1 - EPS], so the identity within EPS.
+RESIDUAL_EPS = 1e-3
+
+
 class LearnedAnonymizer(Anonymizer):
-    """An smp encoder-decoder with a sigmoid, so its output stays a valid image in [0, 1]."""
+    """An smp encoder-decoder with a sigmoid, so its output stays a valid image in [0, 1].
+
+    ``residual`` (``anon_init='residual'``): the net adds to the logit of its input, and its
+    output convolution starts at zero, so f_A is the identity by construction before the game.
+    A plain sigmoid(net(x)) (``anon_init='l1'``) has to learn the identity by L1, and cannot
+    reach pixels near 0 or 1, which puts an RMS floor under every B."""
 
     trainable = True
 
-    def __init__(self, net: nn.Module, size_multiple: int) -> None:
+    def __init__(self, net: nn.Module, size_multiple: int, *, residual: bool = True) -> None:
         super().__init__()
         self.net = net
         self.size_multiple = size_multiple
+        self.residual = residual
+        if residual:
+            head = net.segmentation_head[0]
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
 
     def anonymize_frames(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return torch.sigmoid(self.net(frames))
+        out = self.net(frames)
+        if self.residual:  # in float32: bf16 would round the identity by up to 1e-2
+            out = out.float() + torch.logit(frames.float().clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
+        return torch.sigmoid(out)
 
 
-def _smp(arch: str, encoder: str, depth: int, decoder: tuple[int, ...]) -> LearnedAnonymizer:
+def _smp(
+    arch: str, encoder: str, depth: int, decoder: tuple[int, ...], cfg: TrialConfig | None
+) -> LearnedAnonymizer:
     import segmentation_models_pytorch as smp
 
     known = smp.encoders.get_encoder_names()
@@ -68,7 +88,8 @@ def _smp(arch: str, encoder: str, depth: int, decoder: tuple[int, ...]) -> Learn
         activation=None,
     )
     _drop_unused_modules(net, probe_size=2 ** (depth + 1))
-    return LearnedAnonymizer(net, size_multiple=2**depth)
+    init = (cfg or TrialConfig()).anon_init
+    return LearnedAnonymizer(net, size_multiple=2**depth, residual=init == "residual")
 
 
 def _drop_unused_modules(net: nn.Module, probe_size: int) -> None:
@@ -100,23 +121,23 @@ def _drop_unused_modules(net: nn.Module, probe_size: int) -> None:
 
 
 @_learned("unetpp", "UNet++ (the paper's f_A): depth 4, decoder (256,128,64,32)")
-def unetpp(encoder: str = "resnet18", **_: Any) -> Anonymizer:
-    return _smp("unetpp", encoder, 4, (256, 128, 64, 32))
+def unetpp(encoder: str = "resnet18", cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
+    return _smp("unetpp", encoder, 4, (256, 128, 64, 32), cfg)
 
 
 @_learned("unet", "plain UNet (SPAct's f_A): depth 4, decoder (256,128,64,32)")
-def unet(encoder: str = "resnet18", **_: Any) -> Anonymizer:
-    return _smp("unet", encoder, 4, (256, 128, 64, 32))
+def unet(encoder: str = "resnet18", cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
+    return _smp("unet", encoder, 4, (256, 128, 64, 32), cfg)
 
 
 @_learned("unetpp_tiny", "small CPU UNet++: depth 3, decoder (32,16,16)")
-def unetpp_tiny(encoder: str = "resnet18", **_: Any) -> Anonymizer:
-    return _smp("unetpp", encoder, 3, (32, 16, 16))
+def unetpp_tiny(encoder: str = "resnet18", cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
+    return _smp("unetpp", encoder, 3, (32, 16, 16), cfg)
 
 
 @_learned("unet_tiny", "small CPU UNet: depth 3, decoder (32,16,16)")
-def unet_tiny(encoder: str = "resnet18", **_: Any) -> Anonymizer:
-    return _smp("unet", encoder, 3, (32, 16, 16))
+def unet_tiny(encoder: str = "resnet18", cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
+    return _smp("unet", encoder, 3, (32, 16, 16), cfg)
 
 
 class Identity(Anonymizer):

@@ -102,6 +102,7 @@ def param(
     stage: str | tuple[str, ...],
     neutral: bool = False,
     only_for: str = "",
+    read_when: Mapping[str, Any] | None = None,
     **spec: Any,
 ) -> Any:
     """A config field: its default, help text, stage(s) and what values it accepts.
@@ -111,8 +112,10 @@ def param(
     the keys of cached shared stages and of stored results valid. Every field added after the
     first release declares it, or ``only_for``.
 
-    ``only_for``: the one anonymizer (by name) that reads the field; the keys of every other
-    anonymizer's trials leave it out, whatever its value."""
+    ``read_when``: the field is read only when these other fields have these values (the L1
+    identity stage's epochs only when ``anon_init`` is ``l1``); the keys of every other
+    trial leave it out, whatever its value. ``only_for`` names the one anonymizer that reads
+    the field: ``read_when={"anonymizer": only_for}``."""
     stages = (stage,) if isinstance(stage, str) else tuple(stage)
     unknown = [s for s in stages if s not in UPSTREAM]
     if not stages or unknown:
@@ -120,8 +123,9 @@ def param(
     meta = {"help": help, "stages": stages, "spec": Spec(**spec)}
     if neutral:
         meta["neutral"] = default
-    if only_for:
-        meta["only_for"] = only_for
+    when = {**(read_when or {}), **({"anonymizer": only_for} if only_for else {})}
+    if when:
+        meta["read_when"] = when
     return field(default=default, metadata=meta)
 
 
@@ -130,9 +134,22 @@ def neutral_fields() -> dict[str, Any]:
     return {f.name: f.metadata["neutral"] for f in fields(TrialConfig) if "neutral" in f.metadata}
 
 
+def read_when_fields() -> dict[str, dict[str, Any]]:
+    """Fields read only under a condition: name -> the values other fields must have."""
+    return {
+        f.name: f.metadata["read_when"] for f in fields(TrialConfig) if "read_when" in f.metadata
+    }
+
+
 def only_for_fields() -> dict[str, str]:
     """Fields that one anonymizer alone reads: name -> that anonymizer."""
-    return {f.name: f.metadata["only_for"] for f in fields(TrialConfig) if "only_for" in f.metadata}
+    return {k: w["anonymizer"] for k, w in read_when_fields().items() if "anonymizer" in w}
+
+
+def is_read(cfg: TrialConfig, name: str) -> bool:
+    """Whether a trial of ``cfg`` reads field ``name`` (its ``read_when`` holds)."""
+    when = read_when_fields().get(name, {})
+    return all(getattr(cfg, k) == v for k, v in when.items())
 
 
 def help_field(default: Any, help: str, choices: tuple[Any, ...] = ()) -> Any:
@@ -318,8 +335,39 @@ class TrialConfig:
     # Optimisation. The warm starts train with the evaluation's learning rates and batch size.
     batch_size: int = _f(16, "action clips per batch", stage=_ID, min=2)
     privacy_batch_size: int = _f(32, "privacy samples (pairs) per batch", stage=_ID, min=2)
-    identity_epochs: int = _f(3, "epochs of L1 identity initialisation of f_A", stage=_ID, min=0)
-    identity_lr: float = _f(1e-3, "learning rate of the identity initialisation", stage=_ID, gt=0.0)
+    anon_init: str = _f(
+        "residual",
+        "how a learned f_A starts: 'residual' (sigmoid(logit(x) + net(x)) with the net's output "
+        "layer zeroed: the identity by construction, within 1e-3, with no identity stage) or "
+        "'l1' (sigmoid(net(x)) trained to reproduce x by L1 for identity_epochs, the paper's "
+        "Eq. 5; never exactly the identity on saturated pixels)",
+        stage=_ID,
+        choices=("residual", "l1"),
+    )
+    anon_batch_norm: str = _f(
+        "frozen",
+        "batch norm of a learned f_A in the game: 'frozen' (statistics estimated on the raw "
+        "training data before the game, then fixed, so the f_A the penalty bounds is the f_A "
+        "that is evaluated) or 'batch' (the released code's: batch statistics in the step that "
+        "trains f_A, which the evaluation's running statistics do not reproduce: the test RMS "
+        "then exceeds what the penalty saw)",
+        stage=(_ID, _GAME),
+        choices=("frozen", "batch"),
+    )
+    identity_epochs: int = _f(
+        3,
+        "epochs of L1 identity initialisation of f_A (anon_init='l1')",
+        stage=_ID,
+        min=0,
+        read_when={"anon_init": "l1"},
+    )
+    identity_lr: float = _f(
+        1e-3,
+        "learning rate of the L1 identity initialisation (anon_init='l1')",
+        stage=_ID,
+        gt=0.0,
+        read_when={"anon_init": "l1"},
+    )
     pretrain_action_epochs: int = _f(
         6,
         "epochs training f_T on raw clips before the game (stands in for Kinetics-400 weights)",
@@ -345,6 +393,15 @@ class TrialConfig:
     lr_anon: float = _f(1e-3, "learning rate of f_A in the game", stage=_GAME, gt=0.0)
     lr_action: float = _f(1e-3, "learning rate of f_T in the game", stage=_GAME, gt=0.0)
     lr_privacy: float = _f(1e-3, "learning rate of f_B in the game", stage=_GAME, gt=0.0)
+    game_schedule: str = _f(
+        "cosine",
+        "learning-rate schedule of the game's three optimizers: 'cosine' (from lr_* down to 0 "
+        "over the game's steps: the players' oscillation dies out, so the f_A that is "
+        "evaluated is where the game settled, not a random phase of its cycle) or 'constant' "
+        "(the released code's)",
+        stage=_GAME,
+        choices=("cosine", "constant"),
+    )
     temperature: float = _f(0.1, "NT-Xent temperature", stage=_WARM, gt=0.0)
     positives: str = _f(
         "augment",
@@ -360,7 +417,7 @@ class TrialConfig:
         "and every trial share it, so their scores are a paired comparison",
         stage=_EVAL,
     )
-    eval_action_epochs: int = _f(6, "epochs training the fresh f_T'", stage=_EVAL, min=1)
+    eval_action_epochs: int = _f(8, "epochs training the fresh f_T'", stage=_EVAL, min=1)
     eval_privacy_epochs: int = _f(4, "epochs training the fresh f_B'", stage=_EVAL, min=1)
     eval_lr_action: float = _f(
         3e-3, "learning rate of f_T' (and of the f_T warm start)", stage=(_WARM, _EVAL), gt=0.0
@@ -376,6 +433,15 @@ class TrialConfig:
     )
     max_steps_per_epoch: int = _f(
         0, "cap on batches per epoch in every stage (0 = no cap)", stage=(_ID, _EVAL), min=0
+    )
+    augment_at: str = _f(
+        "output",
+        "where the game's training augmentation applies: 'output' (to f_A's outputs: f_A sees "
+        "samples as the evaluation gives them, and the penalty bounds that change) or 'input' "
+        "(the released code's: to f_A's inputs, so f_A can learn to tell two augmented views "
+        "apart by their augmentation instead of hiding what they show)",
+        stage=_GAME,
+        choices=("output", "input"),
     )
     augment: str = _f(
         "light",
@@ -414,7 +480,8 @@ class TrialConfig:
     )
     anon_weights: str = _f(
         "",
-        "local file of identity-trained f_A weights (skips the identity initialisation)",
+        "local file of f_A weights to start the game from (skips the identity initialisation; "
+        "a trial's anonymizer.pt, of the same anonymizer and anon_init)",
         stage=_ID,
     )
     action_weights: str = _f(
@@ -493,7 +560,7 @@ SCALES: dict[str, dict[str, Any]] = {
         pretrain_action_epochs=24,
         pretrain_privacy_epochs=6,
         minimax_epochs=3,
-        eval_action_epochs=16,
+        eval_action_epochs=10,
         eval_privacy_epochs=8,
     ),
     # The paper's protocol (Algorithm 1 and the reference hyperparameters), for GPUs.

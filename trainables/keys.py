@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import fields
 
-from trainables.config import STAGES, UPSTREAM, TrialConfig, neutral_fields, only_for_fields
+from trainables.config import STAGES, UPSTREAM, TrialConfig, is_read, neutral_fields
 
 
 def upstream(*stages: str) -> frozenset[str]:
@@ -40,14 +40,14 @@ def _hash(d: dict[str, object]) -> str:
 
 def _values(cfg: TrialConfig, names: tuple[str, ...]) -> dict[str, object]:
     """The values of ``names``, less the fields at their neutral value (added after keys were
-    in use: at that value they compute what trials computed before them) and the fields of
-    another anonymizer (``only_for``), which this trial never reads."""
-    neutral, only = neutral_fields(), only_for_fields()
+    in use: at that value they compute what trials computed before them) and the fields this
+    trial never reads (``read_when``: another anonymizer's knobs, the L1 stage's epochs of a
+    residual f_A)."""
+    neutral = neutral_fields()
     return {
         k: getattr(cfg, k)
         for k in names
-        if not (k in neutral and getattr(cfg, k) == neutral[k])
-        and only.get(k, cfg.anonymizer) == cfg.anonymizer
+        if not (k in neutral and getattr(cfg, k) == neutral[k]) and is_read(cfg, k)
     }
 
 

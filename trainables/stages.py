@@ -21,7 +21,13 @@ from trainables.device import runtime, stage_data
 from trainables.evaluate import EvalResult, evaluate
 from trainables.keys import init_key, raw_key
 from trainables.sets import TrialData
-from trainables.train import Log, identity_init, pretrain_action, pretrain_privacy
+from trainables.train import (
+    Log,
+    calibrate_batch_norm,
+    identity_init,
+    pretrain_action,
+    pretrain_privacy,
+)
 
 
 @dataclass
@@ -42,11 +48,13 @@ class InitStages:
 
 @dataclass
 class SharedStages:
-    """Everything a trial reuses: the initial networks and the raw reference evaluation."""
+    """Everything a trial reuses: the initial networks, the raw reference evaluation and, for
+    an anonymizer the game trains, the evaluation of f_A before the game (the init point)."""
 
     init: InitStages
     raw: EvalResult
     raw_key: str
+    init_point: EvalResult | None = None
 
     @property
     def key(self) -> str:
@@ -55,7 +63,8 @@ class SharedStages:
 
     @property
     def seconds(self) -> float:
-        return self.init.seconds + self.raw.seconds
+        point = self.init_point.seconds if self.init_point is not None else 0.0
+        return self.init.seconds + self.raw.seconds + point
 
 
 def cpu_state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -87,11 +96,16 @@ def compute_init(cfg: TrialConfig, data: TrialData, log: Log = print) -> InitSta
     data = stage_data(data, rt.device)
     stages: dict[str, float] = {}
     t1 = time.time()
+    identity: list[float] = []
     if cfg.anon_weights:
         log(f"[identity] skipped: f_A starts from {cfg.anon_weights}")
-        identity: list[float] = []
+    elif cfg.anon_init == "residual":
+        log("[identity] skipped: f_A is the identity by construction (anon_init=residual)")
     else:
         identity = identity_init(anon, data, cfg, rt, log)
+    if cfg.anon_batch_norm == "frozen":
+        frames = calibrate_batch_norm(anon, data, cfg, rt)
+        log(f"[identity] f_A's batch-norm statistics estimated on {frames} raw frames, then frozen")
     stages["identity"], t1 = time.time() - t1, time.time()
     history = {"identity_l1": identity, "warm_action_ce": pretrain_action(f_t, data, cfg, rt, log)}
     stages["warm_action"], t1 = time.time() - t1, time.time()
@@ -116,8 +130,25 @@ def compute_raw(cfg: TrialConfig, data: TrialData, log: Log = print) -> EvalResu
     return evaluate(build_anonymizer("identity").to(rt.device), data, cfg, rt, log, label=" raw")
 
 
+def compute_init_point(
+    cfg: TrialConfig, data: TrialData, init: InitStages, log: Log = print
+) -> EvalResult | None:
+    """The evaluation of f_A as the game receives it (None when the game trains no f_A): with
+    an exact identity it scores as the raw reference does; an f_A that is not the identity
+    has degraded the data before any B or λ acts."""
+    if init.anon is None or init.action is None:
+        return None
+    rt = runtime(cfg.device, cfg.amp, cfg.data_seed + 2)
+    anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder, cfg, data.num_classes)
+    anon.load_state_dict(init.anon)
+    rt.place(anon, channels_last=True)
+    log("[init] evaluating f_A before the game (the init point)")
+    return evaluate(anon, stage_data(data, rt.device), cfg, rt, log, label=" init")
+
+
 def compute_shared(cfg: TrialConfig, data: TrialData, log: Log = print) -> SharedStages:
-    """Both shared stages for ``cfg``."""
+    """The shared stages for ``cfg``: the initial networks, the raw reference, the init
+    point."""
     init = compute_init(cfg, data, log)
     raw = compute_raw(cfg, data, log)
-    return SharedStages(init, raw, raw_key(cfg))
+    return SharedStages(init, raw, raw_key(cfg), compute_init_point(cfg, data, init, log))

@@ -4,8 +4,10 @@ the minimax game, and the classifier training that the evaluation reuses. Where 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -113,6 +115,39 @@ def identity_init(
     return history
 
 
+#: Batches of action clips and of privacy images that estimate a frozen f_A's batch-norm
+#: statistics (the whole default-scale sets; plenty for the statistics of 32 px frames).
+BN_CALIBRATION_BATCHES = 32
+
+
+@torch.no_grad()
+def calibrate_batch_norm(anon: nn.Module, data: TrialData, cfg: TrialConfig, rt: Runtime) -> int:
+    """Estimate f_A's batch-norm statistics on raw training data (action clips and privacy
+    images, in a fixed order: no random stream is drawn), as plain averages over the batches;
+    return the frames seen. The game then runs f_A in eval mode with these statistics."""
+    norms = [m for m in anon.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average
+    anon.train()
+    seen = 0
+    sets: list[Pixels] = [data.action_train.clips, data.privacy_train.images]
+    for px in sets:  # a fixed shuffle: real sets are stored class by class
+        gen = torch.Generator().manual_seed(0)
+        order = batches(len(px), cfg.batch_size, gen, max_batches=BN_CALIBRATION_BATCHES)
+        for _, x in fetch(px, order, rt.device):
+            with rt.autocast():
+                anon(x)
+            seen += x.shape[0] * (x.shape[2] if x.dim() == 5 else 1)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    anon.eval()
+    return seen
+
+
 def fit_action_classifier(
     model: nn.Module,
     clips: Pixels,
@@ -212,6 +247,63 @@ def pretrain_privacy(
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+def privacy_samples(
+    data: TrialData, idx: torch.Tensor, cfg: TrialConfig, rt: Runtime
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The raw privacy samples of one game step: two frames ``frame_gap`` apart of each action
+    clip (``positives='frames'``), or each privacy image and None (its two views are two
+    augmentations, drawn in :func:`game_views`)."""
+    if cfg.positives == "frames":
+        return privacy_views(data, idx, cfg, rt)
+    return to_float(data.privacy_train.images[idx], rt.device), None
+
+
+@dataclass
+class GameViews:
+    """What the game's losses see of one batch: ``ref``, the clips the penalty compares f_A's
+    output ``out`` with; ``clips`` and ``labels``, what f_T classifies; ``v1`` and ``v2``, the
+    two anonymized views of the privacy batch that f_B embeds."""
+
+    ref: torch.Tensor
+    out: torch.Tensor
+    clips: torch.Tensor
+    labels: torch.Tensor
+    v1: torch.Tensor
+    v2: torch.Tensor
+
+
+def game_views(
+    anon: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    p1: torch.Tensor,
+    p2: torch.Tensor | None,
+    cfg: TrialConfig,
+    gen: torch.Generator,
+    flip_labels: torch.Tensor | None,
+) -> GameViews:
+    """f_A applied to one batch, with the training augmentation where ``cfg.augment_at`` puts
+    it: on f_A's output ('output': f_A sees the clips and images as the evaluation gives them,
+    and the penalty bounds exactly that change), or on its input ('input', the released code's:
+    f_A also sees the augmented samples, and can learn to tell the two views of an image apart
+    by their augmentation instead of hiding what they show)."""
+    policy = cfg.augment
+    if cfg.augment_at == "input":
+        ref, labels = augment_clips(x, y, gen, flip_labels=flip_labels, policy=policy)
+        if p2 is None:
+            p1, p2 = augment_images(p1, gen, policy=policy), augment_images(p1, gen, policy=policy)
+        out = anon(ref)
+        return GameViews(ref, out, out, labels, anon(p1), anon(p2))
+    out = anon(x)
+    clips, labels = augment_clips(out, y, gen, flip_labels=flip_labels, policy=policy)
+    if p2 is None:
+        a = anon(p1)
+        v1, v2 = augment_images(a, gen, policy=policy), augment_images(a, gen, policy=policy)
+    else:
+        v1, v2 = anon(p1), anon(p2)
+    return GameViews(x, out, clips, labels, v1, v2)
+
+
 def minimax(
     anon: nn.Module,
     f_t: nn.Module,
@@ -228,28 +320,17 @@ def minimax(
     """The minimax game of Algorithm 1, batch by batch.
 
     Step 1 updates f_A on L_T - L_B + lambda * L_penalty with f_T and f_B frozen. Step 2 updates
-    f_T on L_T and f_B on L_B with f_A frozen (its outputs recomputed after step 1). Action
-    clips are augmented as in the paper (section 4.2), before f_A sees them.
+    f_T on L_T and f_B on L_B with f_A frozen (its outputs recomputed after step 1). The
+    training augmentation (the paper's section 4.2) applies where ``cfg.augment_at`` says.
     """
     opts = optimizers or make_minimax_optimizers(anon, f_t, f_b, cfg)
     history: list[dict[str, float]] = []
     n_priv = n_privacy(data, cfg)
     flip_labels = data.flip_labels()
+    per_epoch = steps_per_epoch(len(data.action_train.clips), cfg)
     for epoch in range(start_epoch, cfg.minimax_epochs + 1):
         t0 = time.time()
-        acc: dict[str, list[float]] = {
-            k: []
-            for k in (
-                "L_A",
-                "L_T",
-                "L_B",
-                "L_penalty",
-                "rms",
-                "L_T_step2",
-                "L_B_step2",
-                "train_top1",
-            )
-        }
+        acc: dict[str, list[float]] = {k: [] for k in STEP_METRICS}
         pb = batches(n_priv, cfg.privacy_batch_size, rt.gen, drop_last=True)
         for step, (idx, x) in enumerate(
             shuffled(data.action_train.clips, cfg.batch_size, cfg, rt, epoch)
@@ -258,16 +339,12 @@ def minimax(
             if pidx is None:
                 pb = batches(n_priv, cfg.privacy_batch_size, rt.gen, drop_last=True)
                 pidx = next(pb)
-            x, y = augment_clips(
-                x,
-                data.action_train.labels[idx].to(rt.device),
-                rt.gen,
-                flip_labels=flip_labels,
-                policy=cfg.augment,
+            y = data.action_train.labels[idx].to(rt.device)
+            p1, p2 = privacy_samples(data, pidx, cfg, rt)
+            set_game_lr(opts, cfg, (epoch - 1) * per_epoch + step, cfg.minimax_epochs * per_epoch)
+            row = minimax_step(
+                anon, f_t, f_b, x, y, p1, p2, cfg, rt, opts, epoch, step, flip_labels=flip_labels
             )
-            v1, v2 = privacy_views(data, pidx, cfg, rt)
-
-            row = minimax_step(anon, f_t, f_b, x, y, v1, v2, cfg, rt, opts, epoch, step)
             for k, v in row.items():
                 acc[k].append(v)
         row = {k: _mean(v) for k, v in acc.items()}
@@ -284,39 +361,85 @@ def minimax(
     return history
 
 
+def steps_per_epoch(n: int, cfg: TrialConfig) -> int:
+    """The game's steps in one epoch over ``n`` action clips (full batches, capped)."""
+    steps = n // cfg.batch_size if n >= cfg.batch_size else 1
+    return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
+
+
+#: The share of the game's steps over which a 'cosine' schedule warms up from 0.
+GAME_WARMUP = 0.1
+
+
+def game_lr_factor(schedule: str, step: int, total: int) -> float:
+    """The factor on the game's learning rates at ``step`` of ``total``: 1 for 'constant'; for
+    'cosine', a linear warm-up over the first GAME_WARMUP of the steps, then a half cosine
+    down to 0. A pure function of the step, so a resumed game continues the same schedule."""
+    if schedule == "constant" or total <= 0:
+        return 1.0
+    warm = GAME_WARMUP * total
+    if step < warm:
+        return min(1.0, (step + 1) / warm)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warm, total) / max(total - warm, 1)))
+
+
+def set_game_lr(
+    opts: dict[str, torch.optim.Optimizer], cfg: TrialConfig, step: int, total: int
+) -> None:
+    factor = game_lr_factor(cfg.game_schedule, step, total)
+    base = {"anon": cfg.lr_anon, "action": cfg.lr_action, "privacy": cfg.lr_privacy}
+    for name, opt in opts.items():
+        for group in opt.param_groups:
+            group["lr"] = base[name] * factor
+
+
+#: What one game step reports (the epoch's row is their means).
+STEP_METRICS = ("L_A", "L_T", "L_B", "L_penalty", "rms", "L_T_step2", "L_B_step2", "train_top1")
+
+
 def minimax_step(
     anon: nn.Module,
     f_t: nn.Module,
     f_b: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    v1: torch.Tensor,
-    v2: torch.Tensor,
+    p1: torch.Tensor,
+    p2: torch.Tensor | None,
     cfg: TrialConfig,
     rt: Runtime,
     opts: dict[str, torch.optim.Optimizer],
     epoch: int = 0,
     step: int = 0,
+    *,
+    flip_labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One batch of the game: step 1 updates f_A, step 2 updates f_T and f_B. ``x`` are action
-    clips in [0, 1] with labels ``y``; ``v1``/``v2`` the two views of the privacy batch.
+    """One batch of the game: step 1 updates f_A, step 2 updates f_T and f_B. ``x`` are raw
+    action clips in [0, 1] with labels ``y``; ``p1``/``p2`` the raw privacy samples
+    (:func:`privacy_samples`); augmentation is drawn here (:func:`game_views`).
 
-    Batch norm runs as in the released code: the frozen networks of each step are in eval mode,
-    so their running statistics, not the batch's, enter the gradient of the other side, and
-    f_A's statistics are updated only by the step that trains it."""
-    # Step 1: f_A against frozen f_T and f_B.
-    anon.train()
+    Step 2 runs the updated f_A again on the batch (no gradient), with the same augmentation
+    draws, and trains f_T and f_B on its outputs. (Training them on step 1's outputs instead
+    saves a tenth of the step but changed where the game ends: at seed 0 the unconstrained game
+    no longer erased the clips; docs/benchmark-design.md.)
+
+    Batch norm runs as in the released code for f_T and f_B: the frozen networks of each step
+    are in eval mode, so their running statistics, not the batch's, enter the gradient of the
+    other side. f_A's runs in eval mode too unless ``anon_batch_norm`` is 'batch', where the
+    step that trains f_A updates it."""
+    draws = rt.gen.get_state()  # step 2 augments its recomputed outputs the same way
+    # Step 1: f_A against frozen f_T and f_B (f_A's own batch norm frozen too, unless 'batch').
+    anon.train(cfg.anon_batch_norm == "batch")
     f_t.eval()
     f_b.eval()
     set_trainable(anon, True)
     set_trainable(f_t, False)
     set_trainable(f_b, False)
     with rt.autocast():
-        xa = anon(x)
-        l_t = losses.cross_entropy(f_t(xa), y)
-        l_b = losses.nt_xent(f_b(anon(v1)), f_b(anon(v2)), cfg.temperature)
-    l_pen = losses.penalty(x, xa.float(), cfg.B)
-    l_b_anon = losses.clamp_at_chance(l_b, len(v1)) if cfg.privacy_clamp else l_b
+        g = game_views(anon, x, y, p1, p2, cfg, rt.gen, flip_labels)
+        l_t = losses.cross_entropy(f_t(g.clips), g.labels)
+        l_b = losses.nt_xent(f_b(g.v1), f_b(g.v2), cfg.temperature)
+    l_pen = losses.penalty(g.ref, g.out.float(), cfg.B)
+    l_b_anon = losses.clamp_at_chance(l_b, len(g.v1)) if cfg.privacy_clamp else l_b
     l_a = losses.anonymizer_objective(
         l_t.float(), l_b_anon, l_pen, cfg.lam, w_action=cfg.w_action, w_privacy=cfg.w_privacy
     )
@@ -333,12 +456,13 @@ def minimax_step(
     set_trainable(anon, False)
     set_trainable(f_t, True)
     set_trainable(f_b, True)
+    same = torch.Generator().set_state(draws)
     with torch.no_grad(), rt.autocast():
-        xa2, a1, a2 = anon(x), anon(v1), anon(v2)
+        g2 = game_views(anon, x, y, p1, p2, cfg, same, flip_labels)
     with rt.autocast():
-        logits = f_t(xa2)
-        l_t2 = losses.cross_entropy(logits, y)
-        l_b2 = losses.nt_xent(f_b(a1), f_b(a2), cfg.temperature)
+        logits = f_t(g2.clips)
+        l_t2 = losses.cross_entropy(logits, g2.labels)
+        l_b2 = losses.nt_xent(f_b(g2.v1), f_b(g2.v2), cfg.temperature)
     check_finite("L_T (f_T update)", l_t2, "minimax step 2", epoch, step)
     check_finite("L_B (f_B update)", l_b2, "minimax step 2", epoch, step)
     opts["action"].zero_grad(set_to_none=True)
@@ -352,10 +476,10 @@ def minimax_step(
         "L_T": l_t.item(),
         "L_B": l_b.item(),
         "L_penalty": l_pen.item(),
-        "rms": losses.rms_per_sample(x, xa.detach()).mean().item(),
+        "rms": losses.rms_per_sample(g.ref, g.out.detach()).mean().item(),
         "L_T_step2": l_t2.item(),
         "L_B_step2": l_b2.item(),
-        "train_top1": (logits.argmax(1) == y).float().mean().item(),
+        "train_top1": (logits.argmax(1) == g2.labels).float().mean().item(),
     }
 
 

@@ -25,6 +25,8 @@ from trainables.train import Log, make_minimax_optimizers, minimax
 
 #: A trial's final metrics, in the order ``trainables.run`` prints them.
 FINAL_METRICS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")
+#: The init point's metrics (f_A before the game), for trials whose game trains f_A.
+INIT_METRICS = ("init_top1", "init_cmap", "init_rms")
 
 
 @dataclass
@@ -43,8 +45,13 @@ class TrialResult:
     data_seed: int
     eval_seed: int
     shared_seconds: float = 0.0
+    #: The init point (f_A before the game; NaN when the game trains no f_A).
+    init_top1: float = float("nan")
+    init_cmap: float = float("nan")
+    init_rms: float = float("nan")
     ap: list[float] = field(default_factory=list)
     raw_ap: list[float] = field(default_factory=list)
+    init_ap: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     #: Files left out because they failed to decode, one message each.
@@ -65,9 +72,14 @@ class TrialResult:
         keys = (*FINAL_METRICS, "shared_seconds", "seed", "data_seed", "eval_seed")
         return {
             **{k: getattr(self, k) for k in keys},
+            **self.init_metrics(),
             "skipped_files": len(self.skipped_files),
             **self.model_metrics(),
         }
+
+    def init_metrics(self) -> dict[str, float]:
+        """The init point's metrics, when the game trained f_A (else none)."""
+        return {k: getattr(self, k) for k in INIT_METRICS if getattr(self, k) == getattr(self, k)}
 
     def model_metrics(self) -> dict[str, float]:
         """The per-model scores and the raw reference's (``raw_top1/<model>``, ...)."""
@@ -197,6 +209,7 @@ def run_trial(
         data_seed=cfg.data_seed,
         eval_seed=cfg.eval_seed,
         shared_seconds=shared.seconds,
+        **_init_point(shared),
         ap=res.ap,
         raw_ap=shared.raw.ap,
         history=history,
@@ -207,3 +220,15 @@ def run_trial(
         stage_seconds={**stages, **res.stage_seconds},
         anonymizer=anon.cpu(),
     )
+
+
+def _init_point(shared: SharedStages) -> dict[str, Any]:
+    point = shared.init_point
+    if point is None:
+        return {}
+    return {
+        "init_top1": point.top1,
+        "init_cmap": point.cmap,
+        "init_rms": point.rms,
+        "init_ap": point.ap,
+    }
