@@ -242,6 +242,31 @@ def test_minimax_runs_batch_norm_as_configured(tiny_cfg, norm):
     assert moved == (norm == "batch")
 
 
+@pytest.mark.parametrize("clip", [0.0, 1e-3])
+def test_f_a_steps_with_its_beta2_and_clipped_gradient(tiny_cfg, clip):
+    """f_A's Adam uses anon_beta2; with anon_grad_clip its gradient norm is at most the clip
+    when the optimiser steps (the large-lambda penalty's spikes are what it caps)."""
+    from trainables.build import build_models
+    from trainables.data import load_data
+    from trainables.device import runtime
+    from trainables.train import make_minimax_optimizers, minimax_step
+
+    cfg = dataclasses.replace(tiny_cfg, anon_beta2=0.99, anon_grad_clip=clip, B=0.0, lam=100.0)
+    anon, f_t, f_b = build_models(cfg, load_data(cfg))
+    opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
+    assert opts["anon"].param_groups[0]["betas"] == (0.9, 0.99)
+    assert opts["action"].param_groups[0]["betas"] == (0.9, 0.999)
+    rt = runtime("cpu", False, 0)
+    x, v = torch.rand(4, 3, cfg.frames, 32, 32), torch.rand(4, 3, 32, 32)
+    minimax_step(anon, f_t, f_b, x, torch.zeros(4, dtype=torch.long), v, None, cfg, rt, opts)
+    grads = [p.grad for p in anon.parameters() if p.grad is not None]
+    norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads)).item()
+    if clip:
+        assert norm <= clip * 1.001
+    else:
+        assert norm > 1e-3  # unclipped, the same step's gradient is larger than the clip
+
+
 def test_cross_model_evaluation_scores_one_anonymizer_with_each_fresh_model(tiny_cfg):
     """f_A* is trained once and scored by every listed f_T' and f_B', each seeded like the
     first; the first model's scores stay the trial's top1/cmap/f1, the same as without the

@@ -391,6 +391,22 @@ class TrialConfig:
         stage=_GAME,
     )
     lr_anon: float = _f(1e-3, "learning rate of f_A in the game", stage=_GAME, gt=0.0)
+    anon_beta2: float = _f(
+        0.999,
+        "Adam's beta2 for f_A in the game (how long one large gradient, such as the penalty's "
+        "at a large lambda, keeps shrinking f_A's later steps)",
+        stage=_GAME,
+        neutral=True,
+        gt=0.0,
+        max=0.9999,
+    )
+    anon_grad_clip: float = _f(
+        0.0,
+        "clip the norm of f_A's gradient in the game to this (0: no clipping)",
+        stage=_GAME,
+        neutral=True,
+        min=0.0,
+    )
     lr_action: float = _f(1e-3, "learning rate of f_T in the game", stage=_GAME, gt=0.0)
     lr_privacy: float = _f(1e-3, "learning rate of f_B in the game", stage=_GAME, gt=0.0)
     game_schedule: str = _f(

@@ -447,6 +447,8 @@ def minimax_step(
         check_finite(name, val, "minimax step 1", epoch, step)
     opts["anon"].zero_grad(set_to_none=True)
     l_a.backward()
+    if cfg.anon_grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(anon.parameters(), cfg.anon_grad_clip)
     opts["anon"].step()
 
     # Step 2: f_T and f_B against the updated, frozen f_A.
@@ -487,7 +489,7 @@ def make_minimax_optimizers(
     anon: nn.Module, f_t: nn.Module, f_b: nn.Module, cfg: TrialConfig
 ) -> dict[str, torch.optim.Optimizer]:
     return {
-        "anon": torch.optim.Adam(anon.parameters(), lr=cfg.lr_anon),
+        "anon": torch.optim.Adam(anon.parameters(), lr=cfg.lr_anon, betas=(0.9, cfg.anon_beta2)),
         "action": torch.optim.Adam(f_t.parameters(), lr=cfg.lr_action),
         "privacy": torch.optim.Adam(f_b.parameters(), lr=cfg.lr_privacy),
     }
