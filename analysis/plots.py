@@ -99,30 +99,23 @@ def pareto_scatter(
                 hoverinfo="skip",
             )
         )
-    if raw is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[raw[0]],
-                y=[raw[1]],
-                mode="markers+text",
-                name="raw data",
-                text=["raw"],
-                textposition="bottom center",
-                marker=dict(size=13, symbol="star", color="#d62728"),
+    for point, name, label, where, marker in (
+        (raw, "raw data", "raw", "bottom center", dict(size=13, symbol="star", color="#d62728")),
+        (init, "init point (f_A before the game)", "init", "top center",
+         dict(size=11, symbol="x", color="#8c564b")),
+    ):  # fmt: skip
+        if point is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[point[0]],
+                    y=[point[1]],
+                    mode="markers+text",
+                    name=name,
+                    text=[label],
+                    textposition=where,
+                    marker=marker,
+                )
             )
-        )
-    if init is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[init[0]],
-                y=[init[1]],
-                mode="markers+text",
-                name="init point (f_A before the game)",
-                text=["init"],
-                textposition="top center",
-                marker=dict(size=11, symbol="x", color="#8c564b"),
-            )
-        )
     fig.update_layout(
         title="Action Top-1 vs privacy cMAP (right and down is better)",
         xaxis_title="action Top-1 (higher is better)",
