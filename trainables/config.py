@@ -401,10 +401,12 @@ class TrialConfig:
         max=0.9999,
     )
     anon_grad_clip: float = _f(
-        0.0,
-        "clip the norm of f_A's gradient in the game to this (0: no clipping)",
+        10.0,
+        "clip the norm of f_A's gradient in the game to this (0: no clipping, the released "
+        "code's). 10 is about the adversarial pull's size; the per-sample hinge at a large "
+        "lambda spikes to 200-300 and, unclipped, throws f_A back to the identity "
+        "(docs/benchmark-design.md)",
         stage=_GAME,
-        neutral=True,
         min=0.0,
     )
     lr_action: float = _f(1e-3, "learning rate of f_T in the game", stage=_GAME, gt=0.0)
