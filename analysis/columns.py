@@ -23,11 +23,9 @@ FLOAT_CONFIG = ("B", "lam", "keep_ratio", "min_resolution", "min_frame_step", "m
                 "min_bits", "min_blur")  # fmt: skip
 #: The anonymizer family of each trial (``penalty``, ``tubelet``, ``minimize``, ``baseline``).
 FAMILY = "family"
-#: The config columns only one family reads, with the value at which each does nothing (None:
-#: always shown for its family). As recorded by the study (``trainables.config.FAMILY_FIELDS``).
-FAMILY_COLUMNS: dict[str, tuple[str, object]] = {
-    "B": ("penalty", None), "lam": ("penalty", None), "keep_ratio": ("tubelet", None),
-    "min_resolution": ("minimize", 1.0), "min_frame_step": ("minimize", 1.0),
-    "min_crop": ("minimize", 1.0), "min_bits": ("minimize", 8.0), "min_grey": ("minimize", False),
-    "min_blur": ("minimize", 0.0),
-}  # fmt: skip
+#: The family fields that describe each trial, comma-separated, as the study records them
+#: (its family's knobs that are set; the families and their knobs are the study's facts, read
+#: here from the records only).
+KNOBS_SET = "knobs"
+#: A fixed family's knobs in words, as the study records them ('' for the game's family).
+SETTING = "setting"

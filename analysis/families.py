@@ -15,16 +15,14 @@ from analysis.columns import FAMILY
 from analysis.pareto import hypervolume, pareto_front
 from analysis.ranking import rank_ideal_distance, rank_topsis
 
-#: The order families are listed and drawn in.
-ORDER = ("penalty", "tubelet", "minimize", "baseline")
 #: How far below raw cMAP a point must be to count as protecting privacy (the note's target).
 PRIVACY_MARGIN = 0.15
 
 
 def families_of(configs: pd.DataFrame) -> list[str]:
-    """The families present, in :data:`ORDER` (unknown ones after, by name)."""
-    present = [str(f) for f in configs[FAMILY].dropna().unique()] if FAMILY in configs else []
-    return [f for f in ORDER if f in present] + sorted(f for f in present if f not in ORDER)
+    """The families present, in the order their first rows come (the study's records name
+    them; the analysis keeps no list of its own)."""
+    return [str(f) for f in configs[FAMILY].dropna().unique()] if FAMILY in configs else []
 
 
 @dataclass(frozen=True)

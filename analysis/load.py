@@ -7,14 +7,19 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.columns import CONFIG as CONFIG_COLUMNS
-from analysis.columns import FAMILY, FLOAT_CONFIG, INIT
+from analysis.columns import FAMILY, FLOAT_CONFIG, INIT, KNOBS_SET, SETTING
 from analysis.columns import METRICS as METRIC_COLUMNS
 from analysis.robustness import is_per_model
 
 #: The tag in which each trial records "learned" or "fixed" (a baseline) for its anonymizer.
 KIND_TAG = "tags.anonymizer.kind"
-#: The tag in which each trial records its anonymizer's family.
-FAMILY_TAG = "tags.anonymizer.family"
+#: The tags in which each trial records its anonymizer's family, the family fields that
+#: describe it and their words, and the columns they become.
+TAG_COLUMNS = {
+    "tags.anonymizer.family": FAMILY,
+    "tags.anonymizer.knobs": KNOBS_SET,
+    "tags.anonymizer.setting": SETTING,
+}
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
@@ -115,10 +120,9 @@ def trials_from_mlflow(experiment: str, tracking_uri: str, parent: str = "") -> 
         out["node"] = runs["tags.node"].to_numpy()
     if KIND_TAG in runs:  # what each trial recorded of its anonymizer
         out["fixed_anonymizer"] = (runs[KIND_TAG] == "fixed").to_numpy()
-        # Runs from before families were recorded: a learned anonymizer was the penalty method.
-        kind = runs[KIND_TAG].map({"fixed": "baseline", "learned": "penalty"})
-        family = runs.get(FAMILY_TAG, kind)
-        out[FAMILY] = family.fillna(kind).to_numpy()
+    for tag, column in TAG_COLUMNS.items():
+        if tag in runs:
+            out[column] = runs[tag].fillna("").to_numpy()
     if "tags.mlflow.parentRunId" in runs:
         out["parent_run_id"] = runs["tags.mlflow.parentRunId"].to_numpy()
     out["start_time"] = runs["start_time"].to_numpy()

@@ -125,13 +125,15 @@ def pareto_scatter(
     return fig
 
 
-#: Colour and marker of each family on the families plot (others: grey circles).
-FAMILY_STYLE = {
-    "penalty": ("#1f77b4", "circle"),
-    "tubelet": ("#9467bd", "triangle-up"),
-    "minimize": ("#2ca02c", "square"),
-    "baseline": ("#ff7f0e", "diamond"),
-}
+#: Colours and markers of the families on the families plot, in the order they are listed.
+FAMILY_STYLES = (
+    ("#1f77b4", "circle"),
+    ("#9467bd", "triangle-up"),
+    ("#2ca02c", "square"),
+    ("#ff7f0e", "diamond"),
+    ("#8c564b", "pentagon"),
+    ("#e377c2", "hexagon"),
+)
 
 
 def families_scatter(
@@ -145,8 +147,8 @@ def families_scatter(
     black), each family's picks (ideal distance: open star; TOPSIS: open cross) and the overall
     picks (``overall``: the rows chosen by ideal distance and TOPSIS; filled stars)."""
     fig = go.Figure()
-    for s in summaries:
-        colour, symbol = FAMILY_STYLE.get(s.family, ("#7f7f7f", "circle"))
+    for n, s in enumerate(summaries):
+        colour, symbol = FAMILY_STYLES[n % len(FAMILY_STYLES)]
         g = configs[configs[FAMILY] == s.family]
         cd, tmpl = _hover(g)
         fig.add_trace(

@@ -9,11 +9,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from analysis.columns import SCORES as METRICS
+from analysis.columns import SCORES
 from analysis.pareto import DEFAULT_OBJECTIVES, Objectives, pareto_front
 
 
-def relative_drops(df: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+def relative_drops(df: pd.DataFrame, metrics: Sequence[str] = SCORES) -> pd.DataFrame:
     """Add ``<m>_drop``: the relative drop (raw - m) / raw from each row's ``raw_<m>``, as in
     the paper's Table 1 (positive = lower than raw)."""
     out = df.copy()
@@ -24,7 +24,7 @@ def relative_drops(df: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.Dat
 
 
 def replicate_summary(
-    df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str] = METRICS
+    df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str] = SCORES
 ) -> pd.DataFrame:
     """Mean and standard deviation (ddof=1; NaN for one seed) of each metric over the rows that
     share ``by`` (replicate seeds), with the number of seeds ``n``."""

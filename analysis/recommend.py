@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.columns import COMPARED, FAMILY, KNOBS, SCORES
+from analysis.columns import COMPARED, FAMILY, KNOBS, KNOBS_SET, SCORES, SETTING
 from analysis.pareto import DEFAULT_OBJECTIVES, Objectives
 from analysis.ranking import Choice, rank_ideal_distance, rank_topsis
 
@@ -24,6 +24,14 @@ CHANCE_MARGIN = 0.05
 #: How far a penalised trial's mean RMS on the test clips may exceed its B before the report
 #: says the bound did not hold (the hinge is on training batches; the test clips differ a bit).
 RMS_SLACK = 0.02
+
+
+def has_knob(df: pd.DataFrame, knob: str) -> pd.Series:
+    """Per row, whether ``knob`` describes it (the study's record of the trial's family
+    fields). Records without it are from before families: every row then has every column."""
+    if KNOBS_SET not in df:
+        return pd.Series(True, index=df.index)
+    return df[KNOBS_SET].fillna("").astype(str).str.split(",").apply(lambda ks: knob in ks)
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
@@ -52,8 +60,9 @@ def configurations(df: pd.DataFrame, metrics: Sequence[str] = (*SCORES, "rms")) 
             row["run_ids"] = " ".join(map(str, g["run_id"]))
         if "fixed_anonymizer" in g:
             row["fixed_anonymizer"] = bool(g["fixed_anonymizer"].iloc[0])
-        if FAMILY in g:
-            row[FAMILY] = str(g[FAMILY].iloc[0])
+        for col in (FAMILY, KNOBS_SET, SETTING):  # one configuration: one anonymizer
+            if col in g:
+                row[col] = str(g[col].iloc[0])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -139,10 +148,11 @@ def sanity_warnings(
 
 
 def _penalised(trials: pd.DataFrame) -> pd.DataFrame:
-    """The penalty family's trials whose penalty is on (λ > 0 and B < 1)."""
+    """The trials whose knobs are B and λ (the penalty's) and whose penalty is on (λ > 0 and
+    B < 1)."""
     if not {"B", "lam", "rms"} <= set(trials):
         return trials.iloc[:0]
-    own = trials[trials[FAMILY] == "penalty"] if FAMILY in trials else trials
+    own = trials[has_knob(trials, "B")]
     if "fixed_anonymizer" in own:
         own = own[~own["fixed_anonymizer"].eq(True)]
     return own[(own["lam"] > 0) & (own["B"] < 1)]

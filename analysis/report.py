@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.columns import COMPARED, FAMILY, FAMILY_COLUMNS, SCORES
+from analysis.columns import COMPARED, FAMILY, KNOBS_SET, SCORES, SETTING
 from analysis.families import FamilySummary, families_markdown, families_of, summarise
 from analysis.pareto import default_reference, hypervolume, pareto_front
 from analysis.ranking import relative_drops
@@ -29,6 +29,7 @@ from analysis.recommend import (
     Recommendation,
     config_columns,
     configurations,
+    has_knob,
     identical_across_b,
     recommend,
     sanity_warnings,
@@ -112,34 +113,43 @@ def _pm(row: pd.Series, metric: str) -> str:
     return f"{mean:.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
 
 
-def _shown(row: pd.Series, column: str) -> bool:
-    """Whether a family's own column says something about this row (its family's, and not at
-    the value that does nothing)."""
-    owner, idle = FAMILY_COLUMNS[column]
-    if FAMILY not in row or row[FAMILY] != owner:
-        return FAMILY not in row and column in ("B", "lam")  # a study from before families
-    return idle is None or str(row[column]).lower() not in (
-        str(idle).lower(),
-        f"{idle:g}" if isinstance(idle, float) else "",
-    )
+def _knobs(row: pd.Series) -> list[str] | None:
+    """The family fields the study recorded as describing this row; None for records from
+    before families (where B and λ describe every row)."""
+    if KNOBS_SET not in row or not isinstance(row[KNOBS_SET], str):
+        return None
+    return [k for k in row[KNOBS_SET].split(",") if k]
+
+
+def _study_knobs(configs: pd.DataFrame) -> set[str]:
+    """Every family field that describes some row of ``configs``."""
+    if KNOBS_SET not in configs:
+        return set()
+    return {k for ks in configs[KNOBS_SET].dropna() for k in str(ks).split(",") if k}
+
+
+def _penalty_row(row: pd.Series) -> bool:
+    knobs = _knobs(row)
+    return knobs is None or "B" in knobs
 
 
 def _setting(configs: pd.DataFrame, i: object) -> str:
-    """The knobs of a tubelet or minimize configuration (``keep_ratio = 0.5``); ''."""
+    """A fixed family's knobs in words, as the study recorded them; ''."""
     row = configs.loc[i]
-    cols = [c for c, (fam, _) in FAMILY_COLUMNS.items() if fam != "penalty" and c in row]
-    return ", ".join(f"{c} = {row[c]:.3g}" if isinstance(row[c], float) else f"{c} = {row[c]}"
-                     for c in cols if _shown(row, c))  # fmt: skip
+    return str(row[SETTING]) if SETTING in row and isinstance(row[SETTING], str) else ""
 
 
 def _label(configs: pd.DataFrame, i: object) -> str:
-    """The configuration at row ``i`` by the config columns that vary (B and λ always, for the
-    penalty method; a family's own columns for its rows only)."""
+    """The configuration at row ``i`` by the config columns that vary, and by the family
+    fields that describe it (B and λ always, for the penalty method; a family's own fields for
+    its rows only)."""
     row = configs.loc[i]
+    own, family_fields = _knobs(row), _study_knobs(configs)
     keys = [
         c
         for c in config_columns(configs)
-        if (_shown(row, c) if c in FAMILY_COLUMNS else configs[c].nunique() > 1)
+        if (c in own if own is not None and c in family_fields else configs[c].nunique() > 1)
+        or (own is None and c in ("B", "lam"))
     ]
     names = {"lam": "λ"}
     return ", ".join(
@@ -244,7 +254,7 @@ def summary_markdown(data: ReportData, title: str, parent: str = "", tracking_ur
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for i, r in data.configs.iterrows():
-        penalty = r.get(FAMILY, "penalty") == "penalty"
+        penalty = _penalty_row(r)
         b, lam = (f"{r['B']:.3g}", f"{r['lam']:.3g}") if penalty else ("", "")
         lines.append(
             f"| {r.get('anonymizer', '')} | {b} | {lam} | {_setting(data.configs, i)} | "
@@ -295,7 +305,7 @@ def write_report(
         overall = (data.rec.chosen.index, data.rec.topsis.index)
         figs["families"] = plots.families_scatter(data.configs, data.raw, data.families, overall)
     # The B and lambda curves are the penalty method's.
-    learned = t[t[FAMILY] == "penalty"] if FAMILY in t else t[~fixed] if fixed is not None else t
+    learned = t[has_knob(t, "B")] if KNOBS_SET in t else t[~fixed] if fixed is not None else t
     lam = _sweep_lambda(learned)
     if lam is not None:
         figs["metrics_vs_B"] = plots.metric_lines(
@@ -479,8 +489,8 @@ def build_parser(prog: str = "python -m analysis.report") -> argparse.ArgumentPa
     p.add_argument(
         "--family",
         default="",
-        choices=["", "penalty", "tubelet", "minimize", "baseline"],
-        help="report one anonymizer family only (default: every family, on one front)",
+        help="report one anonymizer family only, by the name its trials recorded (default: "
+        "every family, on one front); one the study did not run is an error listing those it did",
     )
     return p
 

@@ -7,7 +7,8 @@ study launcher turns a :class:`SearchSpace` into Ray Tune objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,13 @@ class SearchSpace:
         for values in self.grid.values():
             n *= len(values)
         return n * seeds
+
+    def combinations(self, axes: dict[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+        """The one grid expander: every combination of the values of ``axes`` (the grid's by
+        default), each with each point, over the fixed values (the seeds not included)."""
+        axes = self.grid if axes is None else axes
+        grid = [dict(zip(axes, vs, strict=True)) for vs in itertools.product(*axes.values())]
+        return [{**self.fixed, **g, **p} for g in grid for p in (self.points or [{}])]
 
 
 SPACES: Registry[SearchSpace] = Registry("search space")
@@ -167,12 +175,9 @@ def robustness_paper() -> SearchSpace:
 
 @_space("baselines", "the fixed anonymizers: raw, downsampling, blur, blackening")
 def baselines() -> SearchSpace:
-    from trainables.anonymizers import fixed_anonymizers  # torch: only when this space is built
+    from trainables.anonymizers import paper_baselines  # torch: only when this space is built
 
-    return SearchSpace(
-        "baselines",
-        grid={"anonymizer": fixed_anonymizers()},
-    )
+    return SearchSpace("baselines", grid={"anonymizer": paper_baselines()})
 
 
 #: The minimize family's sweep: each operator alone at growing strength, then compositions.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,7 @@ from study.config import StudyConfig
 from study.plan import StudyPlan
 from study.shared import ensure_shared
 from trainables.config import from_dict
-
-Log = Callable[[str], None]
+from trainables.log import Log
 
 
 def configure_environment(study: StudyConfig) -> None:

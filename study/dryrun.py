@@ -10,9 +10,9 @@ from pathlib import Path
 from study.plan import StudyPlan
 from study.shared import init_path, raw_path
 from study.timings import StageSeconds, concurrency, estimate, raw_seconds, stage_seconds
-from trainables.anonymizers import family
+from trainables.anonymizers import shown_knobs
 from trainables.config import FAMILY_FIELDS, TrialConfig
-from trainables.keys import init_key, raw_key, result_key
+from trainables.keys import NO_INIT, init_key, raw_key, result_key
 
 
 def _varying(trials: list[TrialConfig]) -> list[str]:
@@ -25,8 +25,7 @@ def _varying(trials: list[TrialConfig]) -> list[str]:
 
 
 def _cell(cfg: TrialConfig, name: str) -> str:
-    owner = FAMILY_FIELDS.get(name)
-    if owner and family(cfg.anonymizer) != owner:
+    if name in FAMILY_FIELDS and name not in shown_knobs(cfg):
         return ""
     v = getattr(cfg, name)
     return f"{v:.4g}" if isinstance(v, float) else f"{v}"
@@ -61,10 +60,13 @@ def _shared_stages(
             raws_to_compute.add(rk)
             shared_s.append(raw_seconds(cfg))
         state = "on disk, reused" if on_disk else "to compute"
-        lines.append(
-            f"  {label}: {cfg.anonymizer}/{cfg.anon_encoder}, f_T {cfg.action_model}, "
-            f"f_B {cfg.privacy_model} ({ik[:8]}-{rk[:8]}): {state}"
+        what = (
+            "the raw reference only (fixed anonymizers: no initial networks)"
+            if ik == NO_INIT
+            else f"{cfg.anonymizer}/{cfg.anon_encoder}, f_T {cfg.action_model}, "
+            f"f_B {cfg.privacy_model}"
         )
+        lines.append(f"  {label}: {what} ({ik[:8]}-{rk[:8]}): {state}")
     return shared_s
 
 

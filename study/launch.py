@@ -97,7 +97,7 @@ def _sync_spool(root: Path, c: Any) -> None:
 
     try:
         spool.sync(root, c, _log)
-    except Exception as e:  # noqa: BLE001 - the spool stays; --resume syncs it
+    except Exception as e:
         _log(f"[study] the spooled MLflow writes could not be synced: {e}; --resume syncs them")
 
 
@@ -263,7 +263,7 @@ def _run_locked(plan: StudyPlan) -> int:
                 report = write_and_log(
                     study.experiment_name, uri, out, parent=parent, log=_log, served_at=served
                 )[0]
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 _log(f"[study] the report could not be written: {type(e).__name__}: {e}")
         status, reason = _status(table)
     except KeyboardInterrupt:  # SIGINT or SIGTERM: close up, then say how to go on

@@ -71,7 +71,7 @@ def _process(uri: str, exp_id: str, writers: list[int], load: Load) -> list[tupl
     def one(w: int) -> tuple[int, str]:
         try:
             return w, _write_one(uri, exp_id, w, load)
-        except Exception as e:  # noqa: BLE001 - counted, not raised
+        except Exception as e:
             return w, f"error: {type(e).__name__}: {str(e)[:200]}"
 
     with ThreadPoolExecutor(max_workers=len(writers)) as pool:

@@ -5,7 +5,6 @@ read once per distinct setting. Pure but for reading those inputs."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -84,11 +83,8 @@ def _points(space: SearchSpace) -> list[dict[str, Any]]:
     """The grid's points (each with each explicit point); for a search, the corners of its
     ranges."""
     if space.is_search:
-        axes = {k: (r.low, r.high) for k, r in space.ranges.items()}
-    else:
-        axes = dict(space.grid)
-    grid = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
-    return [{**g, **p} for g in grid for p in (space.points or [{}])]
+        return space.combinations({k: (r.low, r.high) for k, r in space.ranges.items()})
+    return space.combinations()
 
 
 def parse_grid(items: tuple[str, ...]) -> dict[str, list[Any]]:
@@ -154,7 +150,7 @@ def plan_study(study: StudyConfig) -> StudyPlan:
     trials = []
     for seed in range(study.seeds):
         for p in _points(space):
-            cfg = from_dict(seeded({**base, **space.fixed, **p, "seed": seed}))
+            cfg = from_dict(seeded({**base, **p, "seed": seed}))
             validate(cfg)
             trials.append(cfg)
     _check_inputs(trials)

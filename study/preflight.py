@@ -126,7 +126,7 @@ def check_database(flag: str, uri: str, timeout: int = 5) -> None:
         raise ValueError(
             f"{flag}: PostgreSQL needs its driver ({e}); pip install 'psycopg[binary]'"
         ) from None
-    except Exception as e:  # noqa: BLE001 - any failure to connect is the user's to fix
+    except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{flag} {uri}: cannot connect ({first})") from None
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from analysis.quality import attribute_ap, checks, point_name, summarise
 from search_spaces import BINDING_LAM, BUILTIN_BS
-
-Log = Callable[[str], None]
+from trainables.log import Log
 
 
 @dataclasses.dataclass(frozen=True)

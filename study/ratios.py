@@ -35,11 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-Log = Callable[[str], None]
+from trainables.log import Log
 
 #: Goals of issue 14: (ratio, comparison, bound).
 GOALS = {"overhead": (">=", 0.90), "concurrency": (">=", 1.5), "sharing": ("<=", 0.6)}

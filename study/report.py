@@ -45,7 +45,7 @@ def write_and_log(
         try:
             model = log_chosen(c, uri, run_id, data.rec.run_id)
             log(f"[report] chosen run {data.rec.run_id}; its anonymizer is the model {model}")
-        except Exception as e:  # noqa: BLE001 - the report stands without the logged model
+        except Exception as e:
             log(f"[report] the chosen anonymizer could not be logged as a model: {e}")
     return paths
 

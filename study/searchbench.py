@@ -29,8 +29,8 @@ from analysis.pareto import FIXED_REFERENCE, hypervolume, hypervolume_curve
 from search_spaces import Range, SearchSpace, get_space
 from study.quality import append_record, load_records
 from study.search import SAMPLERS, build_sampler
+from trainables.log import Log
 
-Log = Callable[[str], None]
 #: A trial's configuration values (B, lam, learning rates) -> its row of results.
 Evaluate = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -82,14 +82,6 @@ def b_range(space: SearchSpace, scale: str) -> Range:
     if scale == "log":
         return Range(max(r.low, 0.01), r.high, log=True)
     return Range(r.low, r.high, log=False)
-
-
-def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
-    """Every combination of the grid's axes, with its fixed values."""
-    points: list[dict[str, Any]] = [dict(space.fixed)]
-    for k, values in space.grid.items():
-        points = [{**p, k: v} for p in points for v in values]
-    return points
 
 
 def run_search(
@@ -203,7 +195,7 @@ def run_bench(plan: SearchBenchPlan, *, records: Path | None, log: Log) -> dict[
     runner = TrialRunner(plan, records, log)
     from trainables.catalog import validate
 
-    points = grid_points(grid_space)
+    points = grid_space.combinations()
     for v in points:  # refuse a bad value before the first trial
         validate(runner.config(v))
     t0 = time.time()

@@ -21,6 +21,7 @@ from trainables.config import TrialConfig
 from trainables.data import load_data
 from trainables.evaluate import EvalResult
 from trainables.keys import init_key, raw_key, shared_key, stage_key
+from trainables.log import Log
 from trainables.stages import (
     InitStages,
     SharedStages,
@@ -28,7 +29,6 @@ from trainables.stages import (
     compute_init_point,
     compute_raw,
 )
-from trainables.train import Log
 
 
 def init_path(root: Path, cfg: TrialConfig) -> Path:

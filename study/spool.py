@@ -21,14 +21,14 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from trainables.log import Log
+
 #: How long a client that found the server down writes straight to the spool before trying it.
 OFFLINE_SECONDS = 30.0
-
-Log = Callable[[str], None]
 
 
 def spool_dir(root: Path) -> Path:
@@ -96,7 +96,7 @@ def _flush_file(c: Any, path: Path) -> tuple[int, str]:
         for row in rows:
             try:
                 _replay(c, row)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 if _is_outage(e):
                     why = f"{type(e).__name__}: {str(e)[:300]}"
                     break
@@ -214,7 +214,7 @@ class SpoolingClient:
                     _replay(self._c, row)
                     self._down = False
                     return
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 if not _is_outage(e):
                     raise
                 if not self._down:

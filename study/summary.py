@@ -13,23 +13,12 @@ from study.plan import StudyPlan
 from study.replicates import seeded
 from study.timings import cost_key
 from study.tracking import RUNS_VIEW, redact
-from trainables.anonymizers import family, minimize_ops
-from trainables.config import TrialConfig, from_dict
+from trainables.anonymizers import family, setting, shown_knobs
+from trainables.config import from_dict
 
 #: Where the `mlflow ui` command printed for a finished study serves it.
 UI_PORT = 5000
 UI_URI = f"http://127.0.0.1:{UI_PORT}"
-
-
-def setting(cfg: TrialConfig) -> str:
-    """The knob of a trial's family in words: ``keep 0.25``, ``resolution 0.5, grey``; '' for
-    the penalty family (B and lambda have columns) and the fixed baselines."""
-    fam = family(cfg.anonymizer)
-    if fam == "tubelet":
-        return f"keep {cfg.keep_ratio:g}"
-    if cfg.anonymizer == "minimize":
-        return minimize_ops(cfg).describe()
-    return ""
 
 
 def results_table(results: Iterable[Any]) -> pd.DataFrame:
@@ -40,6 +29,7 @@ def results_table(results: Iterable[Any]) -> pd.DataFrame:
         trial = from_dict(seeded(r.config)) if r.config else None
         cfg = trial.to_dict() if trial else {}
         fam = family(trial.anonymizer) if trial else ""
+        knobs = shown_knobs(trial) if trial else []
         m = r.metrics or {}
         rows.append(
             {
@@ -48,9 +38,9 @@ def results_table(results: Iterable[Any]) -> pd.DataFrame:
                 "family": fam,
                 "setting": setting(trial) if trial else "",
                 "cost_key": cost_key(trial) if trial else "",
-                # B and lambda mean something for the penalty family only.
-                "B": cfg.get("B") if fam == "penalty" else None,
-                "lam": cfg.get("lam") if fam == "penalty" else None,
+                # B and lambda mean something for the family whose knobs they are.
+                "B": cfg.get("B") if "B" in knobs else None,
+                "lam": cfg.get("lam") if "lam" in knobs else None,
                 "seed": cfg.get("seed"),
                 "top1": m.get("top1"),
                 "cmap": m.get("cmap"),

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from study.mlflow_server import MlflowServer
-
-Log = Callable[[str], None]
+from trainables.log import Log
 
 #: Restart attempts in a row before the supervisor gives up (the spool keeps the results).
 MAX_ATTEMPTS = 5
@@ -90,7 +89,7 @@ class ServerSupervisor:
                 return
             try:
                 self.server.start()
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 self.log(f"[study] restart {attempt} of the MLflow server failed: {e}")
                 time.sleep(min(2.0**attempt, 30.0))
                 continue
@@ -104,7 +103,7 @@ class ServerSupervisor:
                 self.on_restart(self.server)
             try:
                 spool.sync(self.root, tracking.client(self.server.uri), self.log)
-            except Exception as e:  # noqa: BLE001 - the end of the study syncs again
+            except Exception as e:
                 self.log(f"[study] the spool could not be synced yet: {e}")
             return
         self.gave_up = True

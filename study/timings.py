@@ -14,6 +14,7 @@ from typing import Any
 
 from trainables.anonymizers import family
 from trainables.config import FAMILY_FIELDS, TrialConfig
+from trainables.families import FAMILIES
 from trainables.keys import stage_key
 
 FILE = "timings.jsonl"
@@ -42,7 +43,7 @@ def cost_key(cfg: TrialConfig) -> str:
     knobs = {
         f.name: f.default
         for f in dataclasses.fields(TrialConfig)
-        if FAMILY_FIELDS.get(f.name, "penalty") != "penalty"
+        if f.name in FAMILY_FIELDS and not FAMILIES[FAMILY_FIELDS[f.name]].plays_game
     }
     return stage_key(
         dataclasses.replace(cfg, B=0.0, lam=0.0, seed=0, **knobs), "game", "evaluation"

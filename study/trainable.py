@@ -1,5 +1,6 @@
 """The Ray Tune adapter around one trial: config dict in, per-epoch reports and checkpoints out,
-one MLflow child run kept in step. It stays thin: the work is ``trainables.trial.run_trial``."""
+one MLflow child run kept in step. The trial's work is ``trainables.trial.run_trial``; this
+module holds what Tune and MLflow add to it (reports, checkpoints, resuming, the run's records)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
     from study.reuse import StoredResult
     from trainables.anonymizers import Anonymizer
     from trainables.config import TrialConfig
+    from trainables.log import Log
     from trainables.sets import TrialData
-    from trainables.train import Log
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def _node() -> str:
         import ray
 
         return f"{socket.gethostname()}/{ray.util.get_node_ip_address()}"
-    except Exception:  # noqa: BLE001 - outside Ray the host name is enough
+    except Exception:
         return socket.gethostname()
 
 
@@ -163,7 +164,7 @@ def _system_metrics(run_id: str, ctx: StudyContext) -> Any:
         )
         monitor.start()
         return monitor
-    except Exception as e:  # noqa: BLE001 - metrics about the machine never fail a trial
+    except Exception as e:
         print(f"[trial] system metrics are off: {type(e).__name__}: {e}", file=sys.stderr)
         return None
 
@@ -298,7 +299,7 @@ def _log_outcome(
     from study import tracking
     from study.artifacts import write_trial_files
     from trainables.anon_base import fits
-    from trainables.anonymizers import family
+    from trainables.anonymizers import family, setting, shown_knobs
 
     aps = {f"ap/{a}": v for a, v in zip(data.attributes, ap, strict=True)}
     skipped = data.skipped_files()
@@ -310,6 +311,8 @@ def _log_outcome(
     learned = anonymizer.trainable or fits(anonymizer)
     c.set_tag(run_id, tracking.ANONYMIZER_KIND_TAG, "learned" if learned else "fixed")
     c.set_tag(run_id, tracking.ANONYMIZER_FAMILY_TAG, family(cfg.anonymizer))
+    c.set_tag(run_id, tracking.ANONYMIZER_KNOBS_TAG, ",".join(shown_knobs(cfg)))
+    c.set_tag(run_id, tracking.ANONYMIZER_SETTING_TAG, setting(cfg))
     with tempfile.TemporaryDirectory() as d:
         for path in write_trial_files(Path(d), anonymizer, data, cfg.to_dict()):
             c.log_artifact(run_id, str(path))

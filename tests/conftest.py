@@ -49,7 +49,7 @@ def _stop_mlflow_servers(monkeypatch):
     started: list[MlflowServer] = []
     real_start = MlflowServer.start
 
-    def start(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def start(self, *args, **kwargs):
         started.append(self)
         return real_start(self, *args, **kwargs)
 
@@ -62,6 +62,18 @@ def _stop_mlflow_servers(monkeypatch):
 _SESSION_START = time.time()
 #: Processes a test may start that must not outlive it: Ray's head, MLflow servers, launchers.
 _WATCHED = ("gcs_server", "raylet")
+#: Every process this session starts inherits this mark, even one reparented when its parent
+#: died; only those count as left behind (a study another user runs on this machine is not
+#: this session's, though its raylet started while the tests ran).
+_MARK = "ANON_TEST_SESSION"
+os.environ[_MARK] = f"{os.getpid()}-{_SESSION_START}"
+
+
+def _ours(p: psutil.Process) -> bool:
+    try:
+        return p.environ().get(_MARK) == os.environ[_MARK]
+    except psutil.Error:
+        return False
 
 
 def _leftovers(base: str) -> list[psutil.Process]:
@@ -71,14 +83,14 @@ def _leftovers(base: str) -> list[psutil.Process]:
             if p.pid == os.getpid() or p.info["create_time"] < _SESSION_START - 1:
                 continue
             cmd = " ".join(p.info["cmdline"] or [])
-            if p.info["name"] in _WATCHED or base in cmd:
+            if (p.info["name"] in _WATCHED or base in cmd) and _ours(p):
                 out.append(p)
         except psutil.Error:
             continue
     return out
 
 
-def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001, ANN201
+def pytest_sessionfinish(session, exitstatus):
     """Every test stops what it started: at the end no process of this session's Ray or of
     its temporary study dirs may be left (a few seconds of grace for exits under way)."""
     factory = getattr(session.config, "_tmp_path_factory", None)

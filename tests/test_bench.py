@@ -15,7 +15,7 @@ import pytest
 from analysis.fidelity import early_signal_table, predictive_signals, spearman
 from search_spaces import BINDING_LAM, BUILTIN_B_RANGE, BUILTIN_BS, BUILTIN_LAM_RANGE, get_space
 from study.ratios import sharing_estimate, trial_values
-from study.searchbench import SearchBenchPlan, b_range, grid_points, hv, run_bench, run_search
+from study.searchbench import SearchBenchPlan, b_range, hv, run_bench, run_search
 from study.trainable import stage_metrics
 from tests.conftest import TINY
 
@@ -29,11 +29,17 @@ def test_pareto_search_samples_b_where_the_penalty_binds():
     assert b_range(space, "linear") == BUILTIN_B_RANGE
 
 
-def test_grid_points_expand_the_grid_with_its_fixed_values():
-    pts = grid_points(get_space("penalty_grid"))
+def test_the_grid_expander_combines_axes_points_and_fixed_values():
+    pts = get_space("penalty_grid").combinations()
     assert len(pts) == 28 and len({(p["B"], p["lam"]) for p in pts}) == 28
-    assert grid_points(get_space("b_sweep")) == [
+    assert get_space("b_sweep").combinations() == [
         {"lam": BINDING_LAM, "B": b} for b in get_space("b_sweep").grid["B"]
+    ]
+    fam = get_space("families")
+    assert len(fam.combinations()) == fam.num_trials() == len(fam.points)
+    corners = get_space("pareto_search").combinations({"B": (0.0, 0.6), "lam": (1.0, 100.0)})
+    assert len(corners) == 4 and {"B": 0.6, "lam": 1.0} in [
+        {k: c[k] for k in ("B", "lam")} for c in corners
     ]
 
 

@@ -224,8 +224,11 @@ def test_fields_at_their_neutral_value_or_of_another_anonymizer_leave_keys_uncha
     names = [n for n in key_fields("warm") if n not in neutral]
     assert init_key(cfg) == _hash({n: getattr(cfg, n) for n in names})
     assert stage_key(cfg, "warm") == init_key(cfg)
-    moved = dataclasses.replace(cfg, min_bits=4)
-    assert result_key(moved) != result_key(cfg) and init_key(moved) == init_key(cfg)
+    # A minimize knob moves the result key of the minimize anonymizer only: no other reads it.
+    assert result_key(dataclasses.replace(cfg, min_bits=4)) == result_key(cfg)
+    mini = dataclasses.replace(cfg, anonymizer="minimize")
+    moved = dataclasses.replace(mini, min_bits=4)
+    assert result_key(moved) != result_key(mini) and init_key(moved) == init_key(mini)
     tubelet = dataclasses.replace(cfg, anonymizer="tubelet_prune")
     scorer = dataclasses.replace(tubelet, vit_dim=64)  # an identity-stage field moves that key
     assert init_key(scorer) != init_key(tubelet)
@@ -250,67 +253,85 @@ def test_a_familys_knob_does_not_change_its_cost_key():
     assert key(anonymizer="tubelet_prune") != key(anonymizer="tubelet_prune", vit_dim=96)
 
 
-def test_the_analysis_knows_every_family_field_and_its_idle_value():
-    """analysis may not import trainables, so it keeps its own table of the family fields:
-    this holds it to the config's (same fields, same families, idle = the neutral value)."""
-    from analysis.columns import FAMILY_COLUMNS
-    from trainables.config import FAMILY_FIELDS, neutral_fields
+def _family_name_uses() -> list[str]:
+    """Each place in the packages where a family's name is written as a string, other than
+    trainables/families.py and the keys of a table keyed by family (data about a family, such
+    as its measured seconds; their keys are checked)."""
+    import ast
+    from pathlib import Path
 
-    assert {k: fam for k, (fam, _) in FAMILY_COLUMNS.items()} == FAMILY_FIELDS
-    neutral = neutral_fields()
-    for k, (_, idle) in FAMILY_COLUMNS.items():
-        if idle is not None:
-            assert float(idle) == float(neutral[k]), k
+    from trainables.families import FAMILIES
 
-
-def test_families_space_covers_every_family_with_three_points_or_more(tmp_path):
-    from search_spaces import MINIMIZATION, get_space
-    from study.config import StudyConfig
-    from study.plan import plan_study
-    from trainables.anonymizers import family
-
-    plan = plan_study(StudyConfig(space="families", scale="default", study_dir=str(tmp_path)))
-    fams = pd.Series([family(c.anonymizer) for c in plan.trials]).value_counts()
-    assert fams["penalty"] >= 3 and fams["tubelet"] >= 3 and fams["minimize"] >= 3
-    assert plan.num_trials == len(plan.trials) == get_space("families").num_trials() == 19
-    assert (
-        len({(c.keep_ratio, c.anonymizer) for c in plan.trials if c.anonymizer == "tubelet_prune"})
-        == 4
-    )
-    mini = plan_study(StudyConfig(space="minimization", study_dir=str(tmp_path)))
-    assert len(mini.trials) == len(MINIMIZATION) == 17
-    assert {c.min_resolution for c in mini.trials} >= {0.5, 0.25}  # the downsampling baselines
-    with pytest.raises(ValueError, match="points of families set these"):
-        plan_study(
-            StudyConfig(space="families", grid=("anonymizer=identity",), study_dir=str(tmp_path))
-        )
-    with pytest.raises(ValueError, match="--set anonymizer"):
-        plan_study(
-            StudyConfig(space="families", set=("anonymizer=identity",), study_dir=str(tmp_path))
-        )
+    names = set(FAMILIES) - {"minimize"}  # also an anonymizer's name and an Optuna direction
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for pkg in ("study", "trainables", "analysis", "search_spaces"):
+        for path in sorted((root / pkg).rglob("*.py")):
+            if path.name == "families.py" and pkg == "trainables":
+                continue
+            tree = ast.parse(path.read_text())
+            allowed: set[int] = set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Dict):
+                    for k in node.keys:
+                        if isinstance(k, ast.Constant) and k.value in FAMILIES:
+                            allowed.add(id(k))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Constant)
+                    and node.value in names
+                    and id(node) not in allowed
+                ):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {node.value!r}")
+    return found
 
 
-def test_a_point_is_merged_into_the_trial_config():
-    from study.replicates import POINT, TRIAL_INDEX, seeded
+def test_no_family_fact_is_written_by_hand():
+    """The families, which anonymizer belongs to which, and which config field to which, are
+    written in trainables/families.py alone; the registry, the config, the search spaces, the
+    study and the analysis derive them (the analysis from the records)."""
+    from study.timings import FAMILY_SECONDS
+    from trainables.anonymizers import ANONYMIZERS, family
+    from trainables.config import FAMILY_FIELDS
+    from trainables.families import FAMILIES, knob_owners
 
-    out = seeded(
-        {"scale": "smoke", POINT: {"anonymizer": "minimize", "min_bits": 2}, TRIAL_INDEX: 1}
-    )
-    assert out == {
-        "scale": "smoke", "anonymizer": "minimize", "min_bits": 2, "seed": 1, "data_seed": 1
-    }  # fmt: skip
+    assert _family_name_uses() == []
+    assert knob_owners() == FAMILY_FIELDS
+    assert {family(n) for n in ANONYMIZERS.names()} == set(FAMILIES)
+    members = [m for f in FAMILIES.values() for m in f.members]
+    assert sorted(members) == ANONYMIZERS.names()  # each registered once, in one family
+    for table in FAMILY_SECONDS.values():
+        assert set(table) <= set(FAMILIES)
 
 
-def test_the_dry_run_estimates_each_family_at_its_own_cost(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "study.launch", "--space", "families", "--scale", "default",
-         "--dry-run", "--study-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "19 trials: 19 train" in r.stdout and "by family" in r.stdout
-    minutes = float(r.stdout.split("Estimated wall time: ")[1].split(" min")[0])
-    assert 5 < minutes <= 30
+def test_the_trial_records_say_which_family_fields_describe_it():
+    from trainables.anonymizers import setting, shown_knobs
+    from trainables.config import config_for
+
+    def cfg(**kw):
+        return config_for("smoke", **kw)
+
+    assert shown_knobs(cfg()) == ["B", "lam"] and setting(cfg()) == ""
+    assert shown_knobs(cfg(anonymizer="tubelet_prune", keep_ratio=0.25)) == ["keep_ratio"]
+    assert setting(cfg(anonymizer="tubelet_prune", keep_ratio=0.25)) == "keep_ratio = 0.25"
+    m = cfg(anonymizer="minimize", min_bits=2, min_grey=True)
+    assert shown_knobs(m) == ["min_bits", "min_grey"]
+    assert setting(m) == "min_bits = 2, min_grey = True"
+    # A preset fixes its own operators, and a fixed anonymizer reads no knob of the game's.
+    assert shown_knobs(cfg(anonymizer="downsample2x", min_bits=2)) == []
+    assert shown_knobs(cfg(anonymizer="identity", B=0.3)) == []
+
+
+def test_fixed_anonymizers_share_one_empty_init_stage():
+    from trainables.config import config_for
+    from trainables.keys import NO_INIT, init_key
+
+    keys = {
+        init_key(config_for("smoke", anonymizer=a)) for a in ("identity", "blacken", "minimize")
+    }
+    assert keys == {NO_INIT}
+    assert init_key(config_for("smoke")) != NO_INIT
+    assert init_key(config_for("smoke", anonymizer="tubelet_prune")) != NO_INIT
 
 
 # --- analysis --------------------------------------------------------------------------------
@@ -391,8 +412,12 @@ def test_a_smoke_families_study_runs_every_family_end_to_end(tmp_path):
     assert fams.to_dict() == {"minimize": 9, "penalty": 4, "tubelet": 4, "baseline": 2}
     tub = [c for c in children if c.data.params["anonymizer"] == "tubelet_prune"]
     assert len({c.data.params["keep_ratio"] for c in tub}) == 4
+    # Each trial records the family fields that describe it, and the analysis reads them.
+    knobs = {c.data.tags["anonymizer.family"]: c.data.tags["anonymizer.knobs"] for c in children}
+    assert knobs["penalty"] == "B,lam" and knobs["tubelet"] == "keep_ratio"
+    assert knobs["baseline"] == ""
     report = (root / "report" / "summary.md").read_text()
-    assert "## Anonymizer families" in report
+    assert "## Anonymizer families" in report and "keep_ratio = 0.25" in report
     r = subprocess.run(
         [sys.executable, "-m", "analysis.report", "--experiment", "families", "--study-dir",
          str(tmp_path / "studies"), "--family", "tubelet", "--no-png"],

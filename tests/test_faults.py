@@ -187,7 +187,7 @@ def test_sigterm_then_sigkill_leave_nothing_running_and_resume_finishes(tmp_path
             p.kill()
 
 
-def _kill_cycle(args: list[str], root: Path, log: Path, start) -> None:  # noqa: ANN001
+def _kill_cycle(args: list[str], root: Path, log: Path, start) -> None:
 
     # 1. SIGTERM, as `timeout` or a scheduler sends it to the launcher alone.
     started = time.time()
@@ -403,7 +403,7 @@ def _server_pgid(root: Path) -> int:
     return int(json.loads((root / "processes.json").read_text())["MLflow server"])
 
 
-def _wait_until(predicate, proc: subprocess.Popen, timeout: float, what: str, log: Path) -> None:  # noqa: ANN001
+def _wait_until(predicate, proc: subprocess.Popen, timeout: float, what: str, log: Path) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():

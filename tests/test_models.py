@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from trainables.action_models import ACTION_MODELS, build_action_model
-from trainables.anonymizers import ANONYMIZERS, LEARNED, build_anonymizer
+from trainables.anonymizers import ANONYMIZERS, build_anonymizer, learned_anonymizers
 from trainables.privacy_models import PRIVACY_MODELS, build_privacy_model
 from trainables.registry import UnknownNameError
 
@@ -58,7 +58,7 @@ def test_fixed_anonymizers_do_what_they_say():
         build_anonymizer("blacken")(x)
 
 
-@pytest.mark.parametrize("name", sorted(LEARNED))
+@pytest.mark.parametrize("name", learned_anonymizers())
 def test_a_residual_learned_anonymizer_is_the_identity_before_training_and_then_learns(name):
     from trainables.config import config_for
 
@@ -140,8 +140,18 @@ def test_unknown_encoder_is_a_clear_error():
         build_anonymizer("unetpp", "resnet9000")
 
 
-def test_fixed_anonymizers_are_those_the_game_does_not_train():
-    from trainables.anonymizers import fixed_anonymizers
+def test_each_anonymizers_family_says_what_it_is():
+    """The registered family is what the built module does: the game trains exactly the
+    families that play it, only a fitting family has a fit(), and the paper's baselines are
+    fixed."""
+    from trainables.anon_base import fits
+    from trainables.anonymizers import anonymizer_family, paper_baselines
 
-    fixed = {n for n in ANONYMIZERS.names() if not build_anonymizer(n, "resnet18").trainable}
-    assert fixed == set(fixed_anonymizers()) and "identity" in fixed and "unetpp" not in fixed
+    for n in ANONYMIZERS.names():
+        anon, fam = build_anonymizer(n, "resnet18"), anonymizer_family(n)
+        assert anon.trainable == fam.plays_game and fits(anon) == fam.fits, n
+    assert set(learned_anonymizers()) == {"unet", "unet_tiny", "unetpp", "unetpp_tiny"}
+    assert set(paper_baselines()) == {
+        "identity", "downsample2x", "downsample4x", "blur_weak", "blur_strong", "blacken",
+    }  # fmt: skip
+    assert not {"minimize", "tubelet_prune"} & set(paper_baselines())

@@ -102,10 +102,12 @@ def test_layering():
 
 def test_config_and_data_types_are_leaves():
     graph = import_graph()
-    for leaf in ("trainables.config", "trainables.sets", "trainables.registry"):
+    for leaf in ("trainables.families", "trainables.sets", "trainables.registry"):
         assert graph[leaf] == set(), f"{leaf} imports {graph[leaf]}"
-    # The config's keys need nothing but the config.
-    assert graph["trainables.keys"] == {"trainables.config"}
+    # The config derives its family fields from the families table, and nothing else.
+    assert graph["trainables.config"] == {"trainables.families"}
+    # The config's keys need nothing but the config and the families (no torch, no registry).
+    assert graph["trainables.keys"] == {"trainables.config", "trainables.families"}
 
 
 def test_importing_the_report_loads_no_training_or_tracking_code():

@@ -281,7 +281,7 @@ def test_pareto_search_goes_through_optuna_with_persistent_storage(tmp_path):
     _check_optuna_dashboard(root, children[0].info.run_id)
 
 
-def _check_optuna_dashboard(root, run_id: str) -> None:  # noqa: ANN001
+def _check_optuna_dashboard(root, run_id: str) -> None:
     """The README's optuna-dashboard command serves the study, its trial naming its runs."""
     from study.mlflow_server import free_port
 

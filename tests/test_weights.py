@@ -48,7 +48,7 @@ def test_simclr_and_anonymizer_checkpoints_round_trip(tmp_path):
     assert all(
         torch.equal(a, b)
         for a, b in zip(fresh.state_dict().values(), f_b.state_dict().values(), strict=True)
-    )  # noqa: E501
+    )
     anon = build_anonymizer("unetpp_tiny", "mobilenet_v2")
     # An smp state dict without our 'net.' wrapper prefix.
     torch.save({k.removeprefix("net."): v for k, v in anon.state_dict().items()}, tmp_path / "a.pt")
@@ -79,7 +79,7 @@ def test_weights_of_another_architecture_name_the_layers(tmp_path):
 
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": argparse.Namespace(a=1)}, path)  # noqa: E501
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": argparse.Namespace(a=1)}, path)
     model = build_privacy_model("resnet10_tiny", head="simclr", num_outputs=128)
     with pytest.raises(WeightsError, match="cannot be loaded safely"):
         load_weights(model, path, "f_B", _quiet)

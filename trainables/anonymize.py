@@ -58,7 +58,7 @@ def load_anonymizer(weights: Path, config: Path) -> Anonymizer:
         classes = int(head.shape[0]) if head is not None else 2
         anon = build_anonymizer(cfg.anonymizer, cfg.anon_encoder, cfg, classes)
         anon.load_state_dict(state)
-    except Exception as e:  # noqa: BLE001 - any unreadable or mismatched file is the same error
+    except Exception as e:
         raise AnonymizeError(
             f"{weights}: not the weights of {cfg.anonymizer} ({cfg.anon_encoder}): {e}"
         ) from e
@@ -110,7 +110,7 @@ def resolve_weights(spec: str, tracking_uri: str, into: Path) -> tuple[Path, Pat
             return paths[0], paths[1]
         except AnonymizeError:
             raise
-        except Exception as e:  # noqa: BLE001 - MLflow raises many kinds for a missing run
+        except Exception as e:
             raise AnonymizeError(f"--weights {spec}: cannot download it from {uri}: {e}") from e
     raise AnonymizeError(
         f"--weights {spec}: neither a file, an MLflow run id (32 hex digits) nor a models:/ URI"

@@ -13,25 +13,70 @@ import torch
 from torch import nn
 
 from trainables.anon_base import Anonymizer
-from trainables.config import TrialConfig
+from trainables.config import TrialConfig, is_read, neutral_fields
+from trainables.families import FAMILIES, Family, family_of
 from trainables.minimize import MinimizeOps
 from trainables.registry import Registry
 
 ANONYMIZERS: Registry[Anonymizer] = Registry("anonymizer")
-#: The registered anonymizers that the minimax game trains; every other one is a fixed baseline.
-LEARNED: set[str] = set()
 
 
-def _learned(
-    name: str, help: str
+def _register(
+    name: str, help: str, *, paper_baseline: bool = False
 ) -> Callable[[Callable[..., Anonymizer]], Callable[..., Anonymizer]]:
-    LEARNED.add(name)
-    return ANONYMIZERS.register(name, help)
+    """Register an anonymizer with the family that lists it (:data:`trainables.families.
+    FAMILIES`; a name no family lists is an error) and whether it is one of the paper's
+    baselines (the ``baselines`` space: raw, downsampling, blur, blackening)."""
+    fam = family_of(name)
+    if fam is None:
+        raise ValueError(
+            f"anonymizer {name!r} belongs to no family: add it to the members of one in "
+            "trainables/families.py"
+        )
+    return ANONYMIZERS.register(name, help, family=fam.name, paper_baseline=paper_baseline)
 
 
-def fixed_anonymizers() -> list[str]:
-    """The registered fixed anonymizers (the paper's baselines and the raw reference)."""
-    return [n for n in ANONYMIZERS.names() if n not in LEARNED]
+def family(name: str) -> str:
+    """The family an anonymizer was registered with; an unknown name is an error."""
+    return str(ANONYMIZERS.attr(name, "family"))
+
+
+def anonymizer_family(name: str) -> Family:
+    return FAMILIES[family(name)]
+
+
+def learned_anonymizers() -> list[str]:
+    """The anonymizers the minimax game trains."""
+    return [n for n in ANONYMIZERS.names() if anonymizer_family(n).plays_game]
+
+
+def paper_baselines() -> list[str]:
+    """The paper's fixed baselines and the raw reference (the ``baselines`` space)."""
+    return ANONYMIZERS.where("paper_baseline", True)
+
+
+def shown_knobs(cfg: TrialConfig) -> list[str]:
+    """The family fields that say something about a trial of ``cfg``: its family's ``always``
+    fields, and its ``when_set`` fields away from their neutral value (at it they do nothing);
+    only those this anonymizer reads (a minimize preset fixes its own operators).
+    Recorded with each trial (the ``anonymizer.knobs`` tag), so the analysis knows which
+    columns describe which rows without a table of its own."""
+    fam = anonymizer_family(cfg.anonymizer)
+    neutral = neutral_fields()
+    set_ = [k for k in fam.when_set if getattr(cfg, k) != neutral[k]]
+    return [k for k in (*fam.always, *set_) if is_read(cfg, k)]
+
+
+def setting(cfg: TrialConfig) -> str:
+    """A fixed family's knobs in words (``keep_ratio = 0.25``, ``min_resolution = 0.5,
+    min_grey = True``); '' for a family the game trains (B and λ have columns of their own)
+    and for one with no knob set. The one label the summary, the dry run and the report show
+    (recorded as the ``anonymizer.setting`` tag)."""
+    if anonymizer_family(cfg.anonymizer).plays_game:
+        return ""
+    values = {k: getattr(cfg, k) for k in shown_knobs(cfg)}
+    return ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
+                     for k, v in values.items())  # fmt: skip
 
 
 #: How far from 0 and 1 a residual f_A's logit of x is taken: its output at step 0 is x
@@ -120,22 +165,22 @@ def _drop_unused_modules(net: nn.Module, probe_size: int) -> None:
         setattr(net.get_submodule(parent_name) if parent_name else net, attr, nn.Identity())
 
 
-@_learned("unetpp", "UNet++ (the paper's f_A): depth 4, decoder (256,128,64,32)")
+@_register("unetpp", "UNet++ (the paper's f_A): depth 4, decoder (256,128,64,32)")
 def unetpp(encoder: str = "resnet18", cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
     return _smp("unetpp", encoder, 4, (256, 128, 64, 32), cfg)
 
 
-@_learned("unet", "plain UNet (SPAct's f_A): depth 4, decoder (256,128,64,32)")
+@_register("unet", "plain UNet (SPAct's f_A): depth 4, decoder (256,128,64,32)")
 def unet(encoder: str = "resnet18", cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
     return _smp("unet", encoder, 4, (256, 128, 64, 32), cfg)
 
 
-@_learned("unetpp_tiny", "small CPU UNet++: depth 3, decoder (32,16,16)")
+@_register("unetpp_tiny", "small CPU UNet++: depth 3, decoder (32,16,16)")
 def unetpp_tiny(encoder: str = "resnet18", cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
     return _smp("unetpp", encoder, 3, (32, 16, 16), cfg)
 
 
-@_learned("unet_tiny", "small CPU UNet: depth 3, decoder (32,16,16)")
+@_register("unet_tiny", "small CPU UNet: depth 3, decoder (32,16,16)")
 def unet_tiny(encoder: str = "resnet18", cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
     return _smp("unet", encoder, 3, (32, 16, 16), cfg)
 
@@ -188,37 +233,49 @@ class Blacken(Anonymizer):
         return frames * (~mask.bool()).unsqueeze(1).to(frames.dtype)
 
 
-@ANONYMIZERS.register("identity", "raw data: no anonymization (the reference)")
+@_register("identity", "raw data: no anonymization (the reference)", paper_baseline=True)
 def identity(**_: Any) -> Anonymizer:
     return Identity()
 
 
 # The paper's downsampling and blur baselines are presets of the minimize family.
-@ANONYMIZERS.register("downsample2x", "downsample 2x and upsample back (minimize preset)")
+@_register(
+    "downsample2x",
+    "downsample 2x and upsample back (minimize preset)",
+    paper_baseline=True,
+)
 def downsample2x(**_: Any) -> Anonymizer:
     return Minimize(MinimizeOps(resolution=1 / 2))
 
 
-@ANONYMIZERS.register("downsample4x", "downsample 4x and upsample back (minimize preset)")
+@_register(
+    "downsample4x",
+    "downsample 4x and upsample back (minimize preset)",
+    paper_baseline=True,
+)
 def downsample4x(**_: Any) -> Anonymizer:
     return Minimize(MinimizeOps(resolution=1 / 4))
 
 
-@ANONYMIZERS.register(
-    "blur_weak", "weak Gaussian blur, sigma = 1/56 of the width, 4 px at 224 (minimize preset)"
+@_register(
+    "blur_weak",
+    "weak Gaussian blur, sigma = 1/56 of the width, 4 px at 224 (minimize preset)",
+    paper_baseline=True,
 )
 def blur_weak(**_: Any) -> Anonymizer:
     return Minimize(MinimizeOps(blur=1 / 56))
 
 
-@ANONYMIZERS.register(
-    "blur_strong", "strong Gaussian blur, sigma = 1/16 of the width, 14 px at 224 (minimize preset)"
+@_register(
+    "blur_strong",
+    "strong Gaussian blur, sigma = 1/16 of the width, 14 px at 224 (minimize preset)",
+    paper_baseline=True,
 )
 def blur_strong(**_: Any) -> Anonymizer:
     return Minimize(MinimizeOps(blur=1 / 16))
 
 
-@ANONYMIZERS.register(
+@_register(
     "minimize",
     "data minimisation: the min_* fields (resolution, frame step, motion crop, bits, grey, blur)",
 )
@@ -226,7 +283,7 @@ def minimize(cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
     return Minimize(minimize_ops(cfg) if cfg is not None else MinimizeOps())
 
 
-@ANONYMIZERS.register(
+@_register(
     "tubelet_prune",
     "attention-driven tubelet pruning: a video ViT with action and privacy CLS tokens keeps "
     "the keep_ratio best-scored tubelets",
@@ -237,7 +294,11 @@ def tubelet_prune(cfg: TrialConfig | None = None, num_classes: int = 2, **_: Any
     return TubeletPrune.from_config(cfg or TrialConfig(), num_classes)
 
 
-@ANONYMIZERS.register("blacken", "blackening of the people, where their masks are known")
+@_register(
+    "blacken",
+    "blackening of the people, where their masks are known",
+    paper_baseline=True,
+)
 def blacken(**_: Any) -> Anonymizer:
     return Blacken()
 
@@ -249,19 +310,3 @@ def build_anonymizer(
     ``cfg`` gives the knobs of the minimize and tubelet_prune families; ``num_classes`` the
     action classes of tubelet_prune's scorer."""
     return ANONYMIZERS.build(name, encoder=encoder, cfg=cfg, num_classes=num_classes)
-
-
-#: The families of anonymizers a study compares: each registered name's family.
-FAMILIES = ("penalty", "tubelet", "minimize", "baseline")
-
-
-def family(name: str) -> str:
-    """``penalty`` (learned in the minimax game), ``tubelet`` (tubelet_prune), ``minimize``
-    (the minimize family and its presets) or ``baseline`` (raw, blackening)."""
-    if name in LEARNED:
-        return "penalty"
-    if name == "tubelet_prune":
-        return "tubelet"
-    if name in ("minimize", "downsample2x", "downsample4x", "blur_weak", "blur_strong"):
-        return "minimize"
-    return "baseline"

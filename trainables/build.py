@@ -10,9 +10,9 @@ import torch
 from trainables.action_models import build_action_model
 from trainables.anonymizers import Anonymizer, build_anonymizer
 from trainables.config import PRETRAINED, ConfigError, TrialConfig
+from trainables.log import Log
 from trainables.privacy_models import build_privacy_model
 from trainables.sets import TrialData
-from trainables.train import Log
 from trainables.weights import load_weights
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from trainables.families import knob_owners
+
 #: Each stage and the stages whose output it starts from.
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "data": (),
@@ -162,6 +164,8 @@ _f = param
 _DATA, _ID, _WARM, _EVAL, _GAME, _RUN = STAGES
 #: The anonymizer that alone reads the tubelet fields (``only_for``).
 _TUBELET = "tubelet_prune"
+#: The anonymizer that alone reads the min_* fields (its presets fix their own operators).
+_MINIMIZE = "minimize"
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,7 @@ class TrialConfig:
         gt=0.0,
         max=1.0,
         neutral=True,
+        only_for=_MINIMIZE,
     )
     min_frame_step: int = _f(
         1,
@@ -248,6 +253,7 @@ class TrialConfig:
         stage=_GAME,
         min=1,
         neutral=True,
+        only_for=_MINIMIZE,
     )
     min_crop: float = _f(
         1.0,
@@ -257,12 +263,16 @@ class TrialConfig:
         gt=0.0,
         max=1.0,
         neutral=True,
+        only_for=_MINIMIZE,
     )
     min_bits: int = _f(
         8, "minimize (depth): bits per colour channel, 1-8", stage=_GAME, min=1, max=8,
         neutral=True,
+        only_for=_MINIMIZE,
     )  # fmt: skip
-    min_grey: bool = _f(False, "minimize (depth): greyscale", stage=_GAME, neutral=True)
+    min_grey: bool = _f(
+        False, "minimize (depth): greyscale", stage=_GAME, neutral=True, only_for=_MINIMIZE
+    )
     min_blur: float = _f(
         0.0,
         "minimize (depth): Gaussian blur sigma as a fraction of the frame width (0: none)",
@@ -270,6 +280,7 @@ class TrialConfig:
         min=0.0,
         max=1.0,
         neutral=True,
+        only_for=_MINIMIZE,
     )
     # f_T and f_B are the fresh f_T' and f_B' too unless eval_* name others.
     action_model: str = _f(
@@ -547,14 +558,10 @@ class TrialConfig:
         return {m.strip(): p.strip() for m, *rest in pairs for p in rest if m.strip()}
 
 
-#: The fields that only one anonymizer family reads (``trainables.anonymizers.family``), and
-#: that family: a trial's name shows them, the dry run leaves them blank for the others, and
-#: those of the fixed families do not change a trial's cost.
-FAMILY_FIELDS: dict[str, str] = {
-    "B": "penalty", "lam": "penalty", "keep_ratio": "tubelet", "min_resolution": "minimize",
-    "min_frame_step": "minimize", "min_crop": "minimize", "min_bits": "minimize",
-    "min_grey": "minimize", "min_blur": "minimize",
-}  # fmt: skip
+#: The fields that only one anonymizer family reads, and that family (derived from
+#: :data:`trainables.families.FAMILIES`): a trial's name shows them, the dry run leaves them
+#: blank for the others, and those of the fixed families do not change a trial's cost.
+FAMILY_FIELDS: dict[str, str] = knob_owners()
 
 #: The suffix of a fresh f_B' evaluated from local weights (``eval_privacy_weights``).
 PRETRAINED = "_pretrained"

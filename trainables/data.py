@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 from trainables.config import TrialConfig
 from trainables.datasets.protocols import PROTOCOLS, build_protocol
+from trainables.log import Log
 from trainables.registry import Registry
 from trainables.sets import TrialData
 from trainables.synthetic import HFLIP_ACTIONS, SyntheticSpec, make_benchmark
 
-Log = Callable[[str], None]
 DATASETS: Registry[TrialData] = Registry("dataset")
 
 

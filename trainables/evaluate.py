@@ -22,10 +22,11 @@ from trainables.augment import augment_images
 from trainables.config import PRETRAINED, TrialConfig
 from trainables.datasets.stream import ClipStream
 from trainables.device import Runtime, check_finite, seed_everything
+from trainables.log import Log
 from trainables.pixels import Anonymized, Pixels, fetch
 from trainables.privacy_models import build_privacy_model
 from trainables.sets import ClipSet, ImageSet, TrialData, batches, to_float
-from trainables.train import Log, fit_action_classifier, shuffled
+from trainables.train import fit_action_classifier, shuffled
 from trainables.weights import load_weights
 
 

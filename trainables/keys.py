@@ -14,6 +14,7 @@ import json
 from dataclasses import fields
 
 from trainables.config import STAGES, UPSTREAM, TrialConfig, is_read, neutral_fields
+from trainables.families import family_of
 
 
 def upstream(*stages: str) -> frozenset[str]:
@@ -56,9 +57,17 @@ def stage_key(cfg: TrialConfig, *stages: str) -> str:
     return _hash(_values(cfg, key_fields(*stages)))
 
 
+#: The init key of every trial whose family neither plays the game nor fits a part of its own:
+#: it has no initial networks, so all such trials share one (empty) init stage.
+NO_INIT = "none"
+
+
 def init_key(cfg: TrialConfig) -> str:
     """What the initial f_A, f_T and f_B depend on (the warm start comes after the identity
-    stage)."""
+    stage); :data:`NO_INIT` for an anonymizer that has none."""
+    fam = family_of(cfg.anonymizer)
+    if fam is not None and not (fam.plays_game or fam.fits):
+        return NO_INIT
     return stage_key(cfg, "warm")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -22,16 +22,32 @@ class Registry(Generic[T]):
         self.kind = kind
         self._builders: dict[str, Callable[..., T]] = {}
         self._help: dict[str, str] = {}
+        self._attrs: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str, help: str = "") -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(
+        self, name: str, help: str = "", **attrs: Any
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """A decorator that registers a builder under ``name``; ``attrs`` are facts about the
+        entry that other modules read (:meth:`attr`), such as an anonymizer's family."""
+
         def deco(fn: Callable[..., T]) -> Callable[..., T]:
             if name in self._builders:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._builders[name] = fn
             self._help[name] = help or (fn.__doc__ or "").strip().split("\n")[0]
+            self._attrs[name] = dict(attrs)
             return fn
 
         return deco
+
+    def attr(self, name: str, key: str, default: Any = None) -> Any:
+        """The ``key`` fact that ``name`` was registered with (``default`` when none)."""
+        self.check(name)
+        return self._attrs[name].get(key, default)
+
+    def where(self, key: str, value: Any) -> list[str]:
+        """The names registered with ``key`` = ``value``, sorted."""
+        return [n for n in self.names() if self._attrs[n].get(key) == value]
 
     def names(self) -> list[str]:
         return sorted(self._builders)

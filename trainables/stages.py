@@ -20,9 +20,9 @@ from trainables.config import TrialConfig
 from trainables.device import runtime, stage_data
 from trainables.evaluate import EvalResult, evaluate
 from trainables.keys import init_key, raw_key
+from trainables.log import Log
 from trainables.sets import TrialData
 from trainables.train import (
-    Log,
     calibrate_batch_norm,
     identity_init,
     pretrain_action,

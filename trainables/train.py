@@ -16,10 +16,9 @@ from trainables import losses
 from trainables.augment import augment_clips, augment_images
 from trainables.config import TrialConfig
 from trainables.device import Runtime, check_finite
+from trainables.log import Log
 from trainables.pixels import Pixels, fetch, take
 from trainables.sets import TrialData, batches, to_float
-
-Log = Callable[[str], None]
 
 
 def set_trainable(model: nn.Module, flag: bool) -> None:

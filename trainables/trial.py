@@ -19,9 +19,10 @@ from trainables.data import load_data
 from trainables.device import runtime, stage_data
 from trainables.evaluate import evaluate
 from trainables.keys import shared_key
+from trainables.log import Log
 from trainables.sets import TrialData
 from trainables.stages import SharedStages, compute_shared, cpu_state
-from trainables.train import Log, make_minimax_optimizers, minimax
+from trainables.train import make_minimax_optimizers, minimax
 
 #: A trial's final metrics, in the order ``trainables.run`` prints them.
 FINAL_METRICS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")

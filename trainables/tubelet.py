@@ -33,8 +33,9 @@ from trainables import losses
 from trainables.anon_base import Anonymizer
 from trainables.config import TrialConfig
 from trainables.device import Runtime
+from trainables.log import Log
 from trainables.sets import TrialData, batches
-from trainables.train import Log, n_privacy, privacy_views, shuffled
+from trainables.train import n_privacy, privacy_views, shuffled
 
 
 class _Block(nn.Module):

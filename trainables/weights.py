@@ -49,7 +49,7 @@ def load_weights(
         raise WeightsError(f"{what} weights {path} do not exist")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - pickle refusals and corrupt files alike
+    except Exception as e:
         raise WeightsError(f"{what} weights {path} cannot be loaded safely: {e}") from e
     ckpt = _unwrap(raw, path)
     own = model.state_dict()

@@ -53,7 +53,7 @@ class _Probe(Dataset):  # type: ignore[type-arg]
 
 def check(
     name: str, root: Path, split: int = 1, video_root: Path | None = None, workers: int = 2
-) -> dict[str, object]:  # noqa: E501
+) -> dict[str, object]:
     """Check dataset ``name`` at ``root``; return the JSON summary."""
     SOURCES.check(name)
     own, other = ROOT_FIELD[name]

@@ -37,7 +37,7 @@ def decode_video(path: Path, upto: int | None = None) -> np.ndarray:
                     break
     except DecodeError:
         raise
-    except Exception as e:  # noqa: BLE001 - PyAV raises many error types for broken files
+    except Exception as e:
         raise DecodeError(f"{path}: {type(e).__name__}: {e}") from e
     if not frames:
         raise DecodeError(f"{path}: no frames decoded")
@@ -58,7 +58,7 @@ def probe_video(path: Path) -> int:
             return int(stream.frames or 0)
     except DecodeError:
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise DecodeError(f"{path}: {type(e).__name__}: {e}") from e
 
 
@@ -69,7 +69,7 @@ def decode_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise DecodeError(f"{path}: {type(e).__name__}: {e}") from e
 
 

@@ -7,7 +7,7 @@ in the log and left out of the set; a run never dies on one broken video.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +22,7 @@ from trainables.datasets.decode import (
     sample_clips,
 )
 from trainables.datasets.layouts import Sample
-
-Log = Callable[[str], None]
+from trainables.log import Log
 
 
 @dataclass(frozen=True)

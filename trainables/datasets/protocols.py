@@ -23,7 +23,6 @@ anything is decoded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +34,7 @@ from trainables.datasets.layouts import DatasetError, Sample, Split
 from trainables.datasets.loading import ClipSpec, Loaded, clip_bytes, load_clips, load_images
 from trainables.datasets.sources import check_roots, read_source, resolve_roots
 from trainables.datasets.stream import ClipStream, probe_videos
+from trainables.log import Log
 from trainables.sets import ClipSet, ImageSet, TrialData
 
 Part = tuple[str, str]  # (dataset, "train" | "test")
@@ -101,8 +101,6 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
     )
 }
-
-Log = Callable[[str], None]
 
 
 def _subsample(samples: list[Sample], n: int, seed: int) -> list[Sample]:

@@ -14,7 +14,7 @@ of its batch, logged once and kept in :attr:`ClipStream.failed`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,8 @@ from trainables.datasets.decode import (
     random_start,
 )
 from trainables.datasets.loading import ClipSpec
+from trainables.log import Log
 
-Log = Callable[[str], None]
 Key = tuple[int, int]  # (epoch, row)
 
 
