@@ -392,9 +392,13 @@ def _train_rows(root: Path) -> int:
     if not (root / "mlflow.db").exists():
         return 0
     with sqlite3.connect(root / "mlflow.db", timeout=30) as db:
-        return int(
-            db.execute("select count(*) from metrics where key like 'train/%'").fetchone()[0]
-        )
+        try:
+            row = db.execute("select count(*) from metrics where key like 'train/%'").fetchone()
+        except sqlite3.OperationalError as e:  # the server is still creating its tables
+            if "no such table" not in str(e):
+                raise
+            return 0
+        return int(row[0])
 
 
 def _server_pgid(root: Path) -> int:
