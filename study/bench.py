@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables.config import SCALES
+from trainables.log import usage_error
 
 
 def log(msg: str) -> None:
@@ -207,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         validate(dataclasses.replace(cfg, **dict.fromkeys(sizes, 2)))
         device = resolve_device(cfg.device)
     except (ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     cuda = device.type == "cuda"
     steps = args.steps or (5 if cuda else 1)
     warmup = args.warmup if args.warmup >= 0 else (2 if cuda else 0)
@@ -273,8 +273,7 @@ def _quality(args: argparse.Namespace) -> int:
         records = Path(args.records) if args.records else None
         rows = run_quality(plan, records=records, log=log)
     except ValueError as e:  # ConfigError included
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     table, out = report(plan, rows)
     print(table)
     print(json.dumps(out))
@@ -305,8 +304,7 @@ def _ratios(args: argparse.Namespace) -> int:
             sharing_scale="" if args.sharing_scale in ("", "none") else args.sharing_scale,
         )
     except (ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     print(report(out))
     print(json.dumps(out))
     return 0
@@ -338,8 +336,7 @@ def _search(args: argparse.Namespace) -> int:
         records = Path(args.search_records) if args.search_records else None
         out = run_bench(plan, records=records, log=log)
     except ValueError as e:  # ConfigError and an unknown sampler included
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     print(report(out))
     print(json.dumps(out))
     return 0

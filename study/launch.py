@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from study.config import build_parser, from_args
+from trainables.log import usage_error
 
 if TYPE_CHECKING:
     from study.plan import StudyPlan
@@ -140,14 +141,12 @@ def run_study(plan: StudyPlan) -> int:
         if study.tracking_uri:
             preflight.check_tracking(study.tracking_uri)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     lock = StudyLock(study.root)
     try:
         lock.acquire(_log)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     try:
         stop_leftovers(study.root, _log)
         return _run_locked(plan)
@@ -206,8 +205,7 @@ def _run_locked(plan: StudyPlan) -> int:
         try:
             preflight.check_cluster_resources(study, ray.nodes())
         except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            return usage_error(e)
         if server is not None:
             uri = server.start().uri
             study_lock.record(study.root, "MLflow server", server.pgid)
@@ -327,8 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _import_space_module(args.space_module)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     if args.list_spaces:
         from search_spaces import list_spaces
 
@@ -340,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = plan_study(from_args(args))
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     if plan.study.dry_run:
         from study.dryrun import describe
 

@@ -11,6 +11,7 @@ from analysis.report import build_parser, options, report_from_mlflow, source_an
 from study import parent as parent_run
 from study import tracking
 from study.chosen import log_chosen
+from trainables.log import usage_error
 
 
 def write_and_log(
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         uri, out = source_and_out(args)
         paths = write_and_log(args.experiment, uri, out, **options(args))
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     print(f"report: {paths[0]}")
     return 0
 

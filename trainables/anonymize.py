@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from trainables.anonymizers import Anonymizer, build_anonymizer
 from trainables.config import from_dict
+from trainables.log import usage_error
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -304,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             weights, config = resolve_weights(args.weights, args.tracking_uri, Path(d))
             anon = load_anonymizer(weights, config).to(device)
     except AnonymizeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     failed = 0
     for src in files:
         dst = output_path(src, args.input, args.output)

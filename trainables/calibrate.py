@@ -19,6 +19,7 @@ from trainables.config import (
     overrides_from_args,
     scale_in,
 )
+from trainables.log import usage_error
 
 
 def build_parser(scale: str = "smoke") -> argparse.ArgumentParser:
@@ -47,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
         costs = costs_on(load_data(cfg, lambda m: print(m, file=sys.stderr, flush=True)), cfg)
     except (ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     print(table(costs))
     top = costs["flatten"]["mean"]
     print(

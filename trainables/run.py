@@ -17,6 +17,7 @@ from trainables.config import (
     overrides_from_args,
     scale_in,
 )
+from trainables.log import usage_error
 
 
 def build_parser(scale: str = "smoke") -> argparse.ArgumentParser:
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         validate(cfg)
         result = run_trial(cfg, log=log)
     except (ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     print(json.dumps(result.summary()), flush=True)
     return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 from torch.utils.data import DataLoader, Dataset
@@ -19,6 +18,7 @@ from trainables.config import config_for
 from trainables.datasets.decode import DecodeError, decode_image, probe_video
 from trainables.datasets.layouts import DatasetError, Sample
 from trainables.datasets.sources import SOURCES, read_source
+from trainables.log import usage_error
 
 #: The config field ``--root`` sets for each dataset, and the one ``--video-root`` sets.
 ROOT_FIELD = {
@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = check(args.dataset, args.root, args.split, args.video_root, args.workers)
     except (DatasetError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(e)
     print(json.dumps(out))
     return 0
