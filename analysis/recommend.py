@@ -26,12 +26,19 @@ CHANCE_MARGIN = 0.05
 RMS_SLACK = 0.02
 
 
+def knobs_of(value: object) -> list[str] | None:
+    """The family fields a trial recorded as describing it (its ``knobs`` cell); None where it
+    recorded none (a study from before families, where B and λ describe every row)."""
+    if not isinstance(value, str):
+        return None
+    return [k for k in value.split(",") if k]
+
+
 def has_knob(df: pd.DataFrame, knob: str) -> pd.Series:
-    """Per row, whether ``knob`` describes it (the study's record of the trial's family
-    fields). Records without it are from before families: every row then has every column."""
+    """Per row, whether ``knob`` describes it (every row, in records from before families)."""
     if KNOBS_SET not in df:
         return pd.Series(True, index=df.index)
-    return df[KNOBS_SET].fillna("").astype(str).str.split(",").apply(lambda ks: knob in ks)
+    return df[KNOBS_SET].apply(lambda v: knob in (knobs_of(v) or [knob]))
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:

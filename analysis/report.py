@@ -31,6 +31,7 @@ from analysis.recommend import (
     configurations,
     has_knob,
     identical_across_b,
+    knobs_of,
     recommend,
     sanity_warnings,
     unbound,
@@ -114,18 +115,14 @@ def _pm(row: pd.Series, metric: str) -> str:
 
 
 def _knobs(row: pd.Series) -> list[str] | None:
-    """The family fields the study recorded as describing this row; None for records from
-    before families (where B and λ describe every row)."""
-    if KNOBS_SET not in row or not isinstance(row[KNOBS_SET], str):
-        return None
-    return [k for k in row[KNOBS_SET].split(",") if k]
+    return knobs_of(row[KNOBS_SET]) if KNOBS_SET in row else None
 
 
 def _study_knobs(configs: pd.DataFrame) -> set[str]:
     """Every family field that describes some row of ``configs``."""
     if KNOBS_SET not in configs:
         return set()
-    return {k for ks in configs[KNOBS_SET].dropna() for k in str(ks).split(",") if k}
+    return {k for v in configs[KNOBS_SET] for k in knobs_of(v) or []}
 
 
 def _penalty_row(row: pd.Series) -> bool:

@@ -14,7 +14,7 @@ from torch import nn
 
 from trainables.anon_base import Anonymizer
 from trainables.config import TrialConfig, is_read, neutral_fields
-from trainables.families import FAMILIES, Family, family_of
+from trainables.families import Family, family_of
 from trainables.minimize import MinimizeOps
 from trainables.registry import Registry
 
@@ -24,25 +24,29 @@ ANONYMIZERS: Registry[Anonymizer] = Registry("anonymizer")
 def _register(
     name: str, help: str, *, paper_baseline: bool = False
 ) -> Callable[[Callable[..., Anonymizer]], Callable[..., Anonymizer]]:
-    """Register an anonymizer with the family that lists it (:data:`trainables.families.
-    FAMILIES`; a name no family lists is an error) and whether it is one of the paper's
-    baselines (the ``baselines`` space: raw, downsampling, blur, blackening)."""
-    fam = family_of(name)
-    if fam is None:
+    """Register an anonymizer (one that no family of :data:`trainables.families.FAMILIES`
+    lists is an error) and whether it is one of the paper's baselines (the ``baselines``
+    space: raw, downsampling, blur, blackening)."""
+    if family_of(name) is None:
         raise ValueError(
             f"anonymizer {name!r} belongs to no family: add it to the members of one in "
             "trainables/families.py"
         )
-    return ANONYMIZERS.register(name, help, family=fam.name, paper_baseline=paper_baseline)
-
-
-def family(name: str) -> str:
-    """The family an anonymizer was registered with; an unknown name is an error."""
-    return str(ANONYMIZERS.attr(name, "family"))
+    return ANONYMIZERS.register(name, help, paper_baseline=paper_baseline)
 
 
 def anonymizer_family(name: str) -> Family:
-    return FAMILIES[family(name)]
+    """The family of a registered anonymizer; an unknown name is an error listing the valid
+    ones."""
+    ANONYMIZERS.check(name)
+    fam = family_of(name)
+    assert fam is not None  # _register refused any other
+    return fam
+
+
+def family(name: str) -> str:
+    """The name of a registered anonymizer's family."""
+    return anonymizer_family(name).name
 
 
 def learned_anonymizers() -> list[str]:

@@ -1,7 +1,8 @@
 """The anonymizer families a study compares, what each one is, and which registered
 anonymizers belong to it: the one place these facts are written. Registering an anonymizer
-that no family lists is an error (:mod:`trainables.anonymizers`); the config's family fields, the dry run's blanks, the trials' names, the settings label and the
-records the analysis reads (the ``anonymizer.family`` and ``anonymizer.knobs`` tags) all derive
+that no family lists is an error (:mod:`trainables.anonymizers`); the config's family fields,
+the dry run's blanks, the trials' names, the settings label and the records the analysis reads
+(the ``anonymizer.family``, ``anonymizer.knobs`` and ``anonymizer.setting`` tags) all derive
 from this table.
 
 A leaf module: no torch, no other module of the project.

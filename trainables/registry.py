@@ -28,7 +28,7 @@ class Registry(Generic[T]):
         self, name: str, help: str = "", **attrs: Any
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """A decorator that registers a builder under ``name``; ``attrs`` are facts about the
-        entry that other modules read (:meth:`attr`), such as an anonymizer's family."""
+        entry that other modules select by (:meth:`where`), such as a paper baseline."""
 
         def deco(fn: Callable[..., T]) -> Callable[..., T]:
             if name in self._builders:
@@ -39,11 +39,6 @@ class Registry(Generic[T]):
             return fn
 
         return deco
-
-    def attr(self, name: str, key: str, default: Any = None) -> Any:
-        """The ``key`` fact that ``name`` was registered with (``default`` when none)."""
-        self.check(name)
-        return self._attrs[name].get(key, default)
 
     def where(self, key: str, value: Any) -> list[str]:
         """The names registered with ``key`` = ``value``, sorted."""
