@@ -175,7 +175,9 @@ def robustness_paper() -> SearchSpace:
 
 @_space("baselines", "the fixed anonymizers: raw, downsampling, blur, blackening")
 def baselines() -> SearchSpace:
-    from trainables.anonymizers import paper_baselines  # torch: only when this space is built
+    from trainables.models.anonymizers import (
+        paper_baselines,  # torch: only when this space is built
+    )
 
     return SearchSpace("baselines", grid={"anonymizer": paper_baselines()})
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from trainables.pixels import take
-from trainables.sets import TrialData, to_float
+from trainables.data.sets import TrialData, to_float
+from trainables.game.pixels import take
 
 
 def frame_grid(raw: torch.Tensor, anonymized: torch.Tensor, scale: int = 4) -> np.ndarray:

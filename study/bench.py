@@ -48,11 +48,11 @@ def bench_step(cfg: Any, steps: int, warmup: int, log: Any) -> dict[str, float]:
     """Seconds and clips/s of ``steps`` minimax steps after ``warmup`` untimed ones."""
     import torch
 
-    from trainables.action_models import build_action_model
-    from trainables.build import anonymizer_for
-    from trainables.device import Runtime, resolve_device
-    from trainables.privacy_models import build_privacy_model
-    from trainables.train import make_minimax_optimizers, minimax_step
+    from trainables.game.device import Runtime, resolve_device
+    from trainables.game.train import make_minimax_optimizers, minimax_step
+    from trainables.models.action_models import build_action_model
+    from trainables.models.build import anonymizer_for
+    from trainables.models.privacy_models import build_privacy_model
 
     device = resolve_device(cfg.device)
     rt = Runtime(device=device, amp=cfg.amp, gen=torch.Generator().manual_seed(0))
@@ -91,10 +91,10 @@ def bench_loading(cfg: Any, videos: int, workers: int, pin: bool, log: Any) -> d
     first starts the workers, the second is the steady state reported."""
     import torch
 
-    from trainables.datasets.encode import write_video
-    from trainables.datasets.loading import ClipSpec
-    from trainables.datasets.stream import ClipStream, probe_videos
-    from trainables.sets import batches
+    from trainables.data.datasets.encode import write_video
+    from trainables.data.datasets.loading import ClipSpec
+    from trainables.data.datasets.stream import ClipStream, probe_videos
+    from trainables.data.sets import batches
 
     with tempfile.TemporaryDirectory() as d:
         paths = []
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from trainables.catalog import validate
     from trainables.config import config_for, parse_assignments
-    from trainables.device import resolve_device
+    from trainables.game.device import resolve_device
 
     try:
         overrides = parse_assignments(args.set)

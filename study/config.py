@@ -6,7 +6,8 @@ import argparse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from trainables.config import SCALES, add_flags, help_field
+from trainables.config import SCALES, help_field
+from trainables.flags import add_flags
 
 _f = help_field
 

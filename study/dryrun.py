@@ -10,9 +10,9 @@ from pathlib import Path
 from study.plan import StudyPlan
 from study.shared import init_path, raw_path
 from study.timings import StageSeconds, concurrency, estimate, raw_seconds, stage_seconds
-from trainables.anonymizers import shown_knobs
 from trainables.config import FAMILY_FIELDS, TrialConfig
-from trainables.keys import NO_INIT, init_key, raw_key, result_key
+from trainables.game.keys import NO_INIT, init_key, raw_key, result_key
+from trainables.models.anonymizers import shown_knobs
 
 
 def _varying(trials: list[TrialConfig]) -> list[str]:

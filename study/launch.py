@@ -68,7 +68,7 @@ def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
     """Append this study's per-stage seconds to STUDY_DIR/timings.jsonl, for later dry runs."""
     from study import timings
     from study.shared import load_shared
-    from trainables.keys import init_key
+    from trainables.game.keys import init_key
 
     study = plan.study
     trained = table[(table["status"] == "done") & ~table["reused"]] if len(table) else table

@@ -9,7 +9,7 @@ from typing import Any
 from study import tracking
 from study.plan import StudyPlan
 from study.shared import load_calibration, load_shared
-from trainables.calibration import table
+from trainables.evaluation.calibration import table
 
 
 def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:

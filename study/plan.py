@@ -12,14 +12,14 @@ from typing import Any
 from search_spaces import SearchSpace, get_space
 from study.config import StudyConfig
 from study.replicates import seeded
-from trainables.build import check_pretrained
 from trainables.catalog import validate
 from trainables.config import SCALES, TrialConfig, from_dict, parse_assignments, parse_value
-from trainables.datasets.layouts import DatasetError
-from trainables.datasets.protocols import PROTOCOLS, check_protocol
-from trainables.datasets.sources import ROOT_ENV
-from trainables.keys import init_key, raw_key
-from trainables.weights import WeightsError
+from trainables.data.datasets.layouts import DatasetError
+from trainables.data.datasets.protocols import PROTOCOLS, check_protocol
+from trainables.data.datasets.sources import ROOT_ENV
+from trainables.game.keys import init_key, raw_key
+from trainables.models.build import check_pretrained
+from trainables.models.weights import WeightsError
 
 
 @dataclass

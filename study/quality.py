@@ -73,8 +73,8 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
     """Run (or reuse from ``records``) every point of every seed; return one row each."""
     from trainables.catalog import validate
     from trainables.config import config_for
-    from trainables.data import load_data
-    from trainables.keys import result_key, shared_key
+    from trainables.data.load import load_data
+    from trainables.game.keys import result_key, shared_key
     from trainables.stages import compute_shared
     from trainables.trial import run_trial
 

@@ -50,18 +50,18 @@ def bare_steps_per_s(scale: str, overrides: dict[str, Any], steps: int, threads:
     stepped ``steps`` times on one fixed batch (after one untimed step)."""
     import torch
 
-    from trainables.build import build_models
     from trainables.config import config_for
-    from trainables.data import load_data
-    from trainables.device import runtime, stage_data
-    from trainables.sets import batches
-    from trainables.train import (
+    from trainables.data.load import load_data
+    from trainables.data.sets import batches
+    from trainables.game.device import runtime, stage_data
+    from trainables.game.train import (
         make_minimax_optimizers,
         minimax_step,
         n_privacy,
         privacy_samples,
         shuffled,
     )
+    from trainables.models.build import build_models
 
     torch.set_num_threads(threads)
     cfg = config_for(scale, **overrides)
@@ -222,7 +222,7 @@ def run_sequential(
 
     from study.shared import load_shared
     from trainables.config import config_for
-    from trainables.data import load_data
+    from trainables.data.load import load_data
     from trainables.trial import run_trial
 
     torch.set_num_threads(2)

@@ -1,6 +1,6 @@
 """Results of equivalent trials, computed once per study.
 
-A trial whose penalty is inert (lambda = 0, or B >= 1: see ``trainables.keys.penalty_is_inert``)
+A trial whose penalty is inert (lambda = 0, or B >= 1: see ``trainables.game.keys.penalty_is_inert``)
 computes exactly what every other such trial with the same remaining config computes; in the
 36-trial ``paper_grid`` that is 11 trials, in the 30-trial ``penalty_grid`` the 5 at lambda = 0. The first one to finish stores its result in
 ``STUDY/shared/results/KEY.pt``; a later trial with the same ``result_key`` takes it from there
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from trainables.config import TrialConfig
-from trainables.keys import result_key
+from trainables.game.keys import result_key
 from trainables.trial import TrialResult
 
 

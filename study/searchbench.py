@@ -148,8 +148,8 @@ class TrialRunner:
         )
 
     def __call__(self, values: dict[str, Any]) -> dict[str, Any]:
-        from trainables.data import load_data
-        from trainables.keys import result_key, shared_key
+        from trainables.data.load import load_data
+        from trainables.game.keys import result_key, shared_key
         from trainables.stages import compute_shared
         from trainables.trial import run_trial
 

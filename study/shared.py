@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from trainables.calibration import costs_on
 from trainables.config import TrialConfig
-from trainables.data import load_data
-from trainables.evaluate import EvalResult
-from trainables.keys import init_key, raw_key, shared_key, stage_key
+from trainables.data.load import load_data
+from trainables.evaluation.calibration import costs_on
+from trainables.evaluation.evaluate import EvalResult
+from trainables.game.keys import init_key, raw_key, shared_key, stage_key
 from trainables.log import Log
 from trainables.stages import (
     InitStages,

@@ -13,8 +13,8 @@ from study.plan import StudyPlan
 from study.replicates import seeded
 from study.timings import cost_key
 from study.tracking import RUNS_VIEW, redact
-from trainables.anonymizers import family, setting, shown_knobs
 from trainables.config import from_dict
+from trainables.models.anonymizers import family, setting, shown_knobs
 
 #: Where the `mlflow ui` command printed for a finished study serves it.
 UI_PORT = 5000

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainables.anonymizers import family
 from trainables.config import FAMILY_FIELDS, TrialConfig
 from trainables.families import FAMILIES
-from trainables.keys import stage_key
+from trainables.game.keys import stage_key
+from trainables.models.anonymizers import family
 
 FILE = "timings.jsonl"
 #: Seconds of the shared stages (on 2 CPU cores) and of one trial (1 CPU, 2 trials at once on 2

@@ -16,11 +16,11 @@ ROLE_TAG = "study.role"
 TRIAL_TAG = "study.trial_id"
 #: "learned" or "fixed" (a baseline): how the report tells them apart.
 ANONYMIZER_KIND_TAG = "anonymizer.kind"
-#: The anonymizer's family (trainables.anonymizers.family; the families: trainables.families).
+#: The anonymizer's family (trainables.models.anonymizers.family; the families: trainables.families).
 ANONYMIZER_FAMILY_TAG = "anonymizer.family"
-#: The family fields that describe the trial (trainables.anonymizers.shown_knobs), comma-separated.
+#: The family fields that describe the trial (trainables.models.anonymizers.shown_knobs), comma-separated.
 ANONYMIZER_KNOBS_TAG = "anonymizer.knobs"
-#: Its fixed family's knobs in words (trainables.anonymizers.setting); '' for the game's.
+#: Its fixed family's knobs in words (trainables.models.anonymizers.setting); '' for the game's.
 ANONYMIZER_SETTING_TAG = "anonymizer.setting"
 _SECRET = re.compile(r"(token|password|secret|credential|api_key)", re.IGNORECASE)
 #: ``scheme://user:password@host``: the password of a URI.

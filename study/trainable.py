@@ -18,10 +18,10 @@ from trainables.trial import FINAL_METRICS, INIT_METRICS
 
 if TYPE_CHECKING:
     from study.reuse import StoredResult
-    from trainables.anonymizers import Anonymizer
     from trainables.config import TrialConfig
+    from trainables.data.sets import TrialData
     from trainables.log import Log
-    from trainables.sets import TrialData
+    from trainables.models.anonymizers import Anonymizer
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
     from study.reuse import load_result
     from study.spool import SpoolingClient
     from trainables.config import from_dict
-    from trainables.data import load_data
+    from trainables.data.load import load_data
 
     t0 = time.time()
     tracking.bound_retries()
@@ -267,7 +267,7 @@ def _log_stored(
     diagnostic that depends on B (the penalty is weighted by lambda = 0 when inert): it is left
     out when the source ran at another B."""
     from study import tracking
-    from trainables.build import anonymizer_for
+    from trainables.models.build import anonymizer_for
 
     for epoch, row in enumerate(stored.history, start=1):
         named = {f"train/{k}": v for k, v in row.items()}
@@ -298,8 +298,8 @@ def _log_outcome(
     """Log a trial's final metrics, per-attribute AP and artifacts to its run."""
     from study import tracking
     from study.artifacts import write_trial_files
-    from trainables.anon_base import fits
-    from trainables.anonymizers import family, setting, shown_knobs
+    from trainables.models.anon_base import fits
+    from trainables.models.anonymizers import family, setting, shown_knobs
 
     aps = {f"ap/{a}": v for a, v in zip(data.attributes, ap, strict=True)}
     skipped = data.skipped_files()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trainables.datasets.encode import write_video
+from trainables.data.datasets.encode import write_video
 
 UCF_CLASSES = ("ApplyEyeMakeup", "Basketball", "CliffDiving")
 HMDB_CLASSES = ("brush_hair", "climb", "wave")

@@ -31,7 +31,7 @@ def test_no_cli_takes_an_abbreviated_flag(capsys):
     from analysis.report import build_parser as report_parser
     from study import bench
     from trainables import anonymize, calibrate, run
-    from trainables.datasets import check
+    from trainables.data.datasets import check
 
     # study.launch --seed 3 used to be read as --seeds 3: 90 trials instead of 30.
     err = _refused(build_parser().parse_args, ["--seed", "3"], capsys)
@@ -112,7 +112,7 @@ def test_seeds_replicate_each_sampled_configuration_of_a_search(tmp_path):
 def test_replicates_change_the_model_and_the_data_seed_not_the_eval_seed(tmp_path):
     from study.replicates import seeded
     from study.tuner import param_space
-    from trainables.keys import init_key, raw_key
+    from trainables.game.keys import init_key, raw_key
 
     plan = _plan("--space", "smoke", "--seeds", "3", "--set", "data_seed=5",
                  "--study-dir", str(tmp_path))  # fmt: skip

@@ -71,8 +71,8 @@ def test_from_dict_converts_types_and_roundtrips():
 
 
 def test_geometry_mismatch_is_caught_before_training(tiny_cfg):
-    from trainables.build import build_models
-    from trainables.data import load_data
+    from trainables.data.load import load_data
+    from trainables.models.build import build_models
 
     cfg = dataclasses.replace(tiny_cfg, size=36, anonymizer="unetpp_tiny")
     with pytest.raises(ConfigError, match="multiples of 8"):

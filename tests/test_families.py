@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.study_helpers import launch_args, runs
-from trainables import minimize as mz
-from trainables.tubelet import (
+from trainables.models import minimize as mz
+from trainables.models.tubelet import (
     TubeletPrune,
     TubeletViT,
     expand_mask,
@@ -88,9 +88,9 @@ def test_tubelet_prune_takes_clips_and_frames_and_keeps_about_k():
 def test_tubelet_geometry_is_refused_before_any_work(tiny_cfg):
     import dataclasses
 
-    from trainables.build import build_models
     from trainables.config import ConfigError
-    from trainables.data import load_data
+    from trainables.data.load import load_data
+    from trainables.models.build import build_models
 
     cfg = dataclasses.replace(tiny_cfg, anonymizer="tubelet_prune", tubelet_frames=3)
     data = load_data(tiny_cfg, lambda m: None)
@@ -103,8 +103,8 @@ def test_the_scorer_trains_once_and_every_keep_ratio_reuses_it(tiny_cfg):
     stage serves every keep ratio; the fit learns (its losses are finite and recorded)."""
     import dataclasses
 
-    from trainables.data import load_data
-    from trainables.keys import init_key, result_key
+    from trainables.data.load import load_data
+    from trainables.game.keys import init_key, result_key
     from trainables.stages import compute_shared
     from trainables.trial import run_trial
 
@@ -193,8 +193,8 @@ def test_bad_operator_values_are_refused():
 
 
 def test_the_downsampling_and_blur_baselines_are_minimize_presets():
-    from trainables.anonymizers import Minimize, build_anonymizer, family
     from trainables.config import config_for
+    from trainables.models.anonymizers import Minimize, build_anonymizer, family
 
     x = torch.rand(2, 3, 4, 32, 32)
     for name, field, value in (
@@ -216,7 +216,7 @@ def test_fields_at_their_neutral_value_or_of_another_anonymizer_leave_keys_uncha
     import dataclasses
 
     from trainables.config import config_for, neutral_fields, read_when_fields
-    from trainables.keys import _hash, init_key, key_fields, result_key, stage_key
+    from trainables.game.keys import _hash, init_key, key_fields, result_key, stage_key
 
     neutral = {**neutral_fields(), **read_when_fields()}
     assert {"min_bits", "min_grey"} <= set(neutral)
@@ -291,9 +291,9 @@ def test_no_family_fact_is_written_by_hand():
     written in trainables/families.py alone; the registry, the config, the search spaces, the
     study and the analysis derive them (the analysis from the records)."""
     from study.timings import FAMILY_SECONDS
-    from trainables.anonymizers import ANONYMIZERS, family
     from trainables.config import FAMILY_FIELDS
     from trainables.families import FAMILIES, knob_owners
+    from trainables.models.anonymizers import ANONYMIZERS, family
 
     assert _family_name_uses() == []
     assert knob_owners() == FAMILY_FIELDS
@@ -305,8 +305,8 @@ def test_no_family_fact_is_written_by_hand():
 
 
 def test_the_trial_records_say_which_family_fields_describe_it():
-    from trainables.anonymizers import setting, shown_knobs
     from trainables.config import config_for
+    from trainables.models.anonymizers import setting, shown_knobs
 
     def cfg(**kw):
         return config_for("smoke", **kw)
@@ -324,7 +324,7 @@ def test_the_trial_records_say_which_family_fields_describe_it():
 
 def test_fixed_anonymizers_share_one_empty_init_stage():
     from trainables.config import config_for
-    from trainables.keys import NO_INIT, init_key
+    from trainables.game.keys import NO_INIT, init_key
 
     keys = {
         init_key(config_for("smoke", anonymizer=a)) for a in ("identity", "blacken", "minimize")

@@ -8,9 +8,9 @@ from dataclasses import fields
 
 import pytest
 
-from trainables import keys
 from trainables.catalog import names
 from trainables.config import STAGES, UPSTREAM, TrialConfig, config_for, param
+from trainables.game import keys
 
 #: Written out by hand, as the method defines it, so that a wrong UPSTREAM table fails here:
 #: the stages whose output changes when a field of the stage on the left changes.

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables import losses
+from trainables.game import losses
 
 
 def slow_nt_xent(z1: torch.Tensor, z2: torch.Tensor, t: float) -> float:

@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, f1_score
 
-from trainables import metrics
+from trainables.evaluation import metrics
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from trainables.action_models import ACTION_MODELS, build_action_model
-from trainables.anonymizers import ANONYMIZERS, build_anonymizer, learned_anonymizers
-from trainables.privacy_models import PRIVACY_MODELS, build_privacy_model
+from trainables.models.action_models import ACTION_MODELS, build_action_model
+from trainables.models.anonymizers import ANONYMIZERS, build_anonymizer, learned_anonymizers
+from trainables.models.privacy_models import PRIVACY_MODELS, build_privacy_model
 from trainables.registry import UnknownNameError
 
 
@@ -21,8 +21,8 @@ def _assert_all_grads(model: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize("name", ANONYMIZERS.names())
 def test_anonymizer_builds_and_steps(name):
-    from trainables.anon_base import fits
     from trainables.config import config_for
+    from trainables.models.anon_base import fits
 
     torch.manual_seed(0)
     cfg = config_for("smoke", frames=2, anonymizer=name)  # the families read their knobs here
@@ -144,8 +144,8 @@ def test_each_anonymizers_family_says_what_it_is():
     """The registered family is what the built module does: the game trains exactly the
     families that play it, only a fitting family has a fit(), and the paper's baselines are
     fixed."""
-    from trainables.anon_base import fits
-    from trainables.anonymizers import anonymizer_family, paper_baselines
+    from trainables.models.anon_base import fits
+    from trainables.models.anonymizers import anonymizer_family, paper_baselines
 
     for n in ANONYMIZERS.names():
         anon, fam = build_anonymizer(n, "resnet18"), anonymizer_family(n)

@@ -13,7 +13,7 @@ import pytest
 from analysis.quality import checks, largest_rise, point_name, summarise
 from search_spaces import BINDING_LAM
 from tests.conftest import TINY
-from trainables.synthetic import ATTRIBUTES
+from trainables.data.synthetic import ATTRIBUTES
 
 BOUNDS = (0.0, 0.1, 0.2, 0.4)
 LAM = 100.0

@@ -16,11 +16,16 @@ import torch
 from tests.conftest import TINY
 from tests.real_fixtures import COUNTS, make_all
 from trainables.config import ConfigError, config_for
-from trainables.data import DATASETS, load_data
-from trainables.datasets.decode import clip_indices, crop_resize, evenly_spaced_starts, sample_clips
-from trainables.datasets.layouts import DatasetError
-from trainables.datasets.protocols import PROTOCOLS
-from trainables.datasets.sources import read_source
+from trainables.data.datasets.decode import (
+    clip_indices,
+    crop_resize,
+    evenly_spaced_starts,
+    sample_clips,
+)
+from trainables.data.datasets.layouts import DatasetError
+from trainables.data.datasets.protocols import PROTOCOLS
+from trainables.data.datasets.sources import read_source
+from trainables.data.load import DATASETS, load_data
 from trainables.trial import run_trial
 
 QUIET = dict(log=lambda m: None)

@@ -16,7 +16,7 @@ from analysis.recommend import (
     sanity_warnings,
 )
 from analysis.report import analyse, summary_markdown
-from trainables.metrics import chance_cmap, chance_top1
+from trainables.evaluation.metrics import chance_cmap, chance_top1
 
 
 def _runs(points: dict[tuple[float, float], list[tuple[float, float]]]) -> pd.DataFrame:

@@ -11,14 +11,14 @@ import torch
 
 from tests.conftest import TINY
 from tests.real_fixtures import COUNTS, make_all
-from trainables.anonymizers import build_anonymizer
 from trainables.config import config_for
-from trainables.data import load_data
-from trainables.datasets.layouts import DatasetError
-from trainables.datasets.protocols import check_protocol
-from trainables.datasets.stream import ClipStream
-from trainables.pixels import Anonymized, fetch
-from trainables.sets import batches
+from trainables.data.datasets.layouts import DatasetError
+from trainables.data.datasets.protocols import check_protocol
+from trainables.data.datasets.stream import ClipStream
+from trainables.data.load import load_data
+from trainables.data.sets import batches
+from trainables.game.pixels import Anonymized, fetch
+from trainables.models.anonymizers import build_anonymizer
 from trainables.trial import run_trial
 
 CPU = torch.device("cpu")
@@ -144,8 +144,8 @@ def test_a_trial_counts_the_files_that_broke_while_it_ran(roots, tmp_path):
 def test_a_training_batch_left_with_one_clip_is_dropped(roots, tmp_path):
     import shutil
 
-    from trainables.device import Runtime
-    from trainables.train import shuffled
+    from trainables.game.device import Runtime
+    from trainables.game.train import shuffled
 
     ucf = tmp_path / "ucf"
     shutil.copytree(roots.ucf101, ucf)

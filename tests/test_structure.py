@@ -102,12 +102,12 @@ def test_layering():
 
 def test_config_and_data_types_are_leaves():
     graph = import_graph()
-    for leaf in ("trainables.families", "trainables.sets", "trainables.registry"):
+    for leaf in ("trainables.families", "trainables.data.sets", "trainables.registry"):
         assert graph[leaf] == set(), f"{leaf} imports {graph[leaf]}"
     # The config derives its family fields from the families table, and nothing else.
     assert graph["trainables.config"] == {"trainables.families"}
     # The config's keys need nothing but the config and the families (no torch, no registry).
-    assert graph["trainables.keys"] == {"trainables.config", "trainables.families"}
+    assert graph["trainables.game.keys"] == {"trainables.config", "trainables.families"}
 
 
 def test_importing_the_report_loads_no_training_or_tracking_code():
@@ -121,3 +121,51 @@ def test_importing_the_report_loads_no_training_or_tracking_code():
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+#: ``trainables`` from the bottom up: the foundation (the config schema and what every package
+#: reads), then the sub-packages by concern, then the trial's story and the CLIs. A module imports
+#: only its own layer and those below, so the walk from ``run_trial`` enters each package once.
+TRAINABLES_LAYERS: tuple[tuple[str, ...], ...] = (
+    (
+        "trainables",
+        "trainables.config",
+        "trainables.families",
+        "trainables.registry",
+        "trainables.log",
+        "trainables.flags",
+    ),
+    ("trainables.data",),
+    ("trainables.game",),
+    ("trainables.models",),
+    ("trainables.evaluation",),
+    (
+        "trainables.stages",
+        "trainables.trial",
+        "trainables.catalog",
+        "trainables.run",
+        "trainables.calibrate",
+        "trainables.anonymize",
+    ),
+)
+
+
+def _layer(module: str, layers: tuple[tuple[str, ...], ...]) -> int | None:
+    for i, units in enumerate(layers):
+        if any(module == u or ("." in u and module.startswith(u + ".")) for u in units):
+            return i
+    return None
+
+
+def test_trainables_layers_point_down():
+    graph = {m: d for m, d in import_graph().items() if m.startswith("trainables")}
+    unplaced = sorted(m for m in graph if _layer(m, TRAINABLES_LAYERS) is None)
+    assert unplaced == [], f"place these modules in TRAINABLES_LAYERS: {unplaced}"
+    upward = [
+        f"{m} (layer {_layer(m, TRAINABLES_LAYERS)}) imports {d} (layer {_layer(d, TRAINABLES_LAYERS)})"
+        for m, deps in sorted(graph.items())
+        for d in sorted(deps)
+        if d.startswith("trainables")
+        and _layer(d, TRAINABLES_LAYERS) > _layer(m, TRAINABLES_LAYERS)  # type: ignore[operator]
+    ]
+    assert upward == []

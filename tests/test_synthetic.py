@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.synthetic import ACTIONS, ATTRIBUTES, SyntheticSpec, make_benchmark
+from trainables.data.synthetic import ACTIONS, ATTRIBUTES, SyntheticSpec, make_benchmark
 
 SPEC = SyntheticSpec(
     size=32,
@@ -68,7 +68,7 @@ def test_only_the_actor_moves_and_attributes_are_balanced():
 
 
 def test_flattening_a_clip_costs_an_rms_above_the_swept_bounds(bench):
-    from trainables.calibration import flatten
+    from trainables.evaluation.calibration import flatten
 
     x = bench.action_test.clips.float() / 255
     rms = (x - flatten(x)).pow(2).flatten(1).mean(1).sqrt()
@@ -76,7 +76,7 @@ def test_flattening_a_clip_costs_an_rms_above_the_swept_bounds(bench):
 
 
 def test_a_mirrored_clip_drifts_the_mirrored_way(bench):
-    from trainables.synthetic import HFLIP_ACTIONS
+    from trainables.data.synthetic import HFLIP_ACTIONS
 
     flips = [ACTIONS[i] for i in HFLIP_ACTIONS]
     for name, mirrored in zip(ACTIONS, flips, strict=True):

@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import TINY
 from trainables.config import config_for
-from trainables.device import NonFiniteLossError
+from trainables.game.device import NonFiniteLossError
 from trainables.stages import compute_shared
 from trainables.trial import run_trial
 
@@ -29,7 +29,7 @@ def test_tiny_trial_returns_fractions_and_history(tiny_cfg):
 
 
 def test_trials_reuse_shared_stages_and_are_seeded(tiny_cfg):
-    from trainables.data import load_data
+    from trainables.data.load import load_data
 
     data = load_data(tiny_cfg)
     shared = compute_shared(tiny_cfg, data, log=lambda m: None)
@@ -46,8 +46,8 @@ def test_trials_reuse_shared_stages_and_are_seeded(tiny_cfg):
 def test_trials_with_an_inert_penalty_compute_the_same_result(tiny_cfg):
     """lambda = 0 at any B, and B = 1 at any lambda, give bit-identical trials: the premise of
     study.reuse, which shares one result between them."""
-    from trainables.data import load_data
-    from trainables.keys import penalty_is_inert, result_key
+    from trainables.data.load import load_data
+    from trainables.game.keys import penalty_is_inert, result_key
 
     data = load_data(tiny_cfg)
     shared = compute_shared(tiny_cfg, data, log=lambda m: None)
@@ -72,7 +72,7 @@ def test_trials_with_an_inert_penalty_compute_the_same_result(tiny_cfg):
 
 
 def test_resume_from_a_snapshot_gives_the_uninterrupted_result(tiny_cfg, tmp_path):
-    from trainables.data import load_data
+    from trainables.data.load import load_data
 
     cfg = dataclasses.replace(tiny_cfg, minimax_epochs=2)
     data = load_data(cfg)
@@ -106,7 +106,7 @@ def test_same_dataset_protocol_and_frame_positives(tiny_cfg):
 
 def test_nan_loss_stops_the_trial_naming_loss_and_step(tiny_cfg):
     with (
-        mock.patch("trainables.losses.nt_xent", return_value=torch.tensor(float("nan"))),
+        mock.patch("trainables.game.losses.nt_xent", return_value=torch.tensor(float("nan"))),
         pytest.raises(NonFiniteLossError, match=r"loss L_B became nan in .* epoch 1 step 0"),
     ):
         run_trial(tiny_cfg, log=lambda m: None)
@@ -175,8 +175,8 @@ def test_gpu_staging_moves_pixels_only_and_keeps_shared_sets_shared(tiny_cfg):
     """What ``stage_data`` does on CUDA, checked on the meta device: pixels move, labels,
     attributes and video ids stay on the host (the metrics read them there), and a set that
     serves two roles is still one object."""
-    from trainables.data import load_data
-    from trainables.device import place_pixels
+    from trainables.data.load import load_data
+    from trainables.game.device import place_pixels
 
     data = load_data(dataclasses.replace(tiny_cfg, dataset="synthetic-vp"), log=lambda m: None)
     data.eval_action = (data.action_train, data.action_test)
@@ -193,7 +193,7 @@ def test_gpu_staging_moves_pixels_only_and_keeps_shared_sets_shared(tiny_cfg):
 def test_the_raw_reference_and_an_identity_trial_are_scored_by_the_same_targets(tiny_cfg):
     """Evaluation is seeded by eval_seed alone: the identity anonymizer, evaluated inside a
     trial with another model seed, reproduces the raw reference exactly (a paired comparison)."""
-    from trainables.data import load_data
+    from trainables.data.load import load_data
 
     cfg = dataclasses.replace(tiny_cfg, anonymizer="identity", seed=7)
     data = load_data(cfg)
@@ -213,10 +213,10 @@ def test_minimax_runs_batch_norm_as_configured(tiny_cfg, norm):
     anon_batch_norm is 'batch', and a frozen one's statistics never move."""
     import dataclasses
 
-    from trainables.build import build_models
-    from trainables.data import load_data
-    from trainables.device import runtime
-    from trainables.train import make_minimax_optimizers, minimax_step
+    from trainables.data.load import load_data
+    from trainables.game.device import runtime
+    from trainables.game.train import make_minimax_optimizers, minimax_step
+    from trainables.models.build import build_models
 
     cfg = dataclasses.replace(tiny_cfg, anon_batch_norm=norm)
     data = load_data(cfg)
@@ -246,10 +246,10 @@ def test_minimax_runs_batch_norm_as_configured(tiny_cfg, norm):
 def test_f_a_steps_with_its_beta2_and_clipped_gradient(tiny_cfg, clip):
     """f_A's Adam uses anon_beta2; with anon_grad_clip its gradient norm is at most the clip
     when the optimiser steps (the large-lambda penalty's spikes are what it caps)."""
-    from trainables.build import build_models
-    from trainables.data import load_data
-    from trainables.device import runtime
-    from trainables.train import make_minimax_optimizers, minimax_step
+    from trainables.data.load import load_data
+    from trainables.game.device import runtime
+    from trainables.game.train import make_minimax_optimizers, minimax_step
+    from trainables.models.build import build_models
 
     cfg = dataclasses.replace(tiny_cfg, anon_beta2=0.99, anon_grad_clip=clip, B=0.0, lam=100.0)
     anon, f_t, f_b = build_models(cfg, load_data(cfg))
@@ -271,7 +271,7 @@ def test_cross_model_evaluation_scores_one_anonymizer_with_each_fresh_model(tiny
     """f_A* is trained once and scored by every listed f_T' and f_B', each seeded like the
     first; the first model's scores stay the trial's top1/cmap/f1, the same as without the
     extra models; the raw reference has the same per-model keys."""
-    from trainables.data import load_data
+    from trainables.data.load import load_data
 
     data = load_data(tiny_cfg, lambda m: None)
     plain = run_trial(tiny_cfg, data=data, log=lambda m: None)
@@ -310,8 +310,8 @@ def test_a_fresh_privacy_model_is_also_evaluated_from_local_weights(tiny_cfg, tm
     """eval_privacy_weights adds <model>_pretrained beside the model from random weights: its
     file loaded with weights_only=True (the SimCLR head left out, the multi-label head new)."""
     from trainables.catalog import validate
-    from trainables.data import load_data
-    from trainables.privacy_models import build_privacy_model
+    from trainables.data.load import load_data
+    from trainables.models.privacy_models import build_privacy_model
 
     path = tmp_path / "r10.pt"
     torch.save(

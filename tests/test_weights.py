@@ -10,13 +10,13 @@ import sys
 import pytest
 import torch
 
-from trainables.action_models import build_action_model
-from trainables.anonymizers import build_anonymizer
 from trainables.catalog import validate
 from trainables.config import ConfigError
-from trainables.privacy_models import build_privacy_model
+from trainables.models.action_models import build_action_model
+from trainables.models.anonymizers import build_anonymizer
+from trainables.models.privacy_models import build_privacy_model
+from trainables.models.weights import WeightsError, load_weights
 from trainables.trial import run_trial
-from trainables.weights import WeightsError, load_weights
 
 
 def _quiet(msg: str) -> None:

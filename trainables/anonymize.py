@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainables.anonymizers import Anonymizer, build_anonymizer
 from trainables.config import from_dict
 from trainables.log import usage_error
+from trainables.models.anonymizers import Anonymizer, build_anonymizer
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

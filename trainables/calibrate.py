@@ -1,5 +1,5 @@
 """``python -m trainables.calibrate --dataset NAME``: the RMS cost of reference edits on a
-dataset's action test clips (:mod:`trainables.calibration`), as a table and one JSON line.
+dataset's action test clips (:mod:`trainables.evaluation.calibration`), as a table and one JSON line.
 
 Takes the trial flags (``--scale``, ``--size``, ``--frames``, the dataset roots, ...), so it
 measures the clips a trial of that config would see.
@@ -11,14 +11,8 @@ import argparse
 import json
 import sys
 
-from trainables.config import (
-    SCALES,
-    TrialConfig,
-    add_flags,
-    config_for,
-    overrides_from_args,
-    scale_in,
-)
+from trainables.config import SCALES, TrialConfig, config_for
+from trainables.flags import add_flags, overrides_from_args, scale_in
 from trainables.log import usage_error
 
 
@@ -43,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_for(args.scale, **overrides_from_args(args))
         validate(cfg)
-        from trainables.calibration import costs_on, table
-        from trainables.data import load_data
+        from trainables.data.load import load_data
+        from trainables.evaluation.calibration import costs_on, table
 
         costs = costs_on(load_data(cfg, lambda m: print(m, file=sys.stderr, flush=True)), cfg)
     except (ConfigError, ValueError) as e:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from trainables import config
-from trainables.action_models import ACTION_MODELS
-from trainables.anonymizers import ANONYMIZERS
-from trainables.augment import POLICIES
-from trainables.data import DATASETS
-from trainables.privacy_models import PRIVACY_MODELS
+from trainables.data.augment import POLICIES
+from trainables.data.load import DATASETS, render_problem
+from trainables.models.action_models import ACTION_MODELS
+from trainables.models.anonymizers import ANONYMIZERS
+from trainables.models.privacy_models import PRIVACY_MODELS
 from trainables.registry import Registry
 
 #: The registries users pick from by name, as listed by ``python -m trainables.run --list``.
@@ -23,5 +23,6 @@ def names() -> dict[str, Collection[str]]:
 
 
 def validate(cfg: config.TrialConfig) -> None:
-    """Check ``cfg`` (:func:`trainables.config.validate`) with every registry; raise ConfigError."""
-    config.validate(cfg, registries=names())
+    """Check ``cfg`` (:func:`trainables.config.validate`) with every registry and the synthetic
+    benchmark's render size; raise ConfigError."""
+    config.validate(cfg, registries=names(), rules=(render_problem,))

@@ -1,9 +1,10 @@
 """The trial configuration: one typed dataclass whose field metadata is the single source of
 every field's help, valid values and stage.
 
-From that metadata come the CLI flags (:func:`add_flags`, also used for the study's own config),
+From that metadata come the CLI flags (:func:`trainables.flags.add_flags`, also used for the
+study's own config),
 the typed parsing of ``--set KEY=VALUE`` and of Ray/MLflow dicts (:func:`parse_value`),
-:func:`validate`, and the keys of the cached shared stages (:mod:`trainables.keys`). A field
+:func:`validate`, and the keys of the cached shared stages (:mod:`trainables.game.keys`). A field
 declares the stage(s) of a trial whose result it changes:
 
 - ``data``: which samples and pixels the trial sees;
@@ -22,9 +23,8 @@ datasets, augmentation policies) are checked against the registries the caller p
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,7 @@ def param(
     """A config field: its default, help text, stage(s) and what values it accepts.
 
     ``neutral``: the default reproduces what trials computed before the field existed, and a
-    field at that value is left out of every key (:mod:`trainables.keys`), so adding it keeps
+    field at that value is left out of every key (:mod:`trainables.game.keys`), so adding it keeps
     the keys of cached shared stages and of stored results valid. Every field added after the
     first release declares it, or ``only_for``.
 
@@ -193,7 +193,7 @@ class TrialConfig:
         registry="anonymizer",
     )
     anon_encoder: str = _f("mobilenet_v2", "encoder of a learned anonymizer (smp name)", stage=_ID)
-    # The tubelet_prune family (trainables/tubelet.py): a video ViT scores tubelets; the scorer
+    # The tubelet_prune family (trainables/models/tubelet.py): a video ViT scores tubelets; the scorer
     # trains in the identity stage (shared by every keep_ratio), keep_ratio is the knob.
     keep_ratio: float = _f(
         0.5,
@@ -237,7 +237,7 @@ class TrialConfig:
     tubelet_lr: float = _f(
         1e-3, "tubelet_prune: learning rate of the ViT scorer", stage=_ID, gt=0.0, only_for=_TUBELET
     )
-    # The minimize family (trainables/minimize.py): composable breadth and depth reductions.
+    # The minimize family (trainables/models/minimize.py): composable breadth and depth reductions.
     min_resolution: float = _f(
         1.0,
         "minimize (breadth): spatial resolution kept, as a fraction of the side, in (0, 1]",
@@ -713,10 +713,17 @@ def from_dict(d: Mapping[str, Any]) -> TrialConfig:
     return config_for(str(d.get("scale", "smoke")), **conv)
 
 
-def validate(cfg: TrialConfig, *, registries: Mapping[str, Collection[str]]) -> None:
+def validate(
+    cfg: TrialConfig,
+    *,
+    registries: Mapping[str, Collection[str]],
+    rules: Iterable[Callable[[TrialConfig], str | None]] = (),
+) -> None:
     """Check every field against its spec, then the rules that tie fields together; raise one
     ConfigError naming each bad field and the fix. ``registries`` maps a registry kind to its
-    names (:func:`trainables.catalog.validate` passes them all)."""
+    names, and ``rules`` are checks that need more than this module knows (each returns a message
+    or None; they run only when the fields are valid). :func:`trainables.catalog.validate` passes
+    every registry and the synthetic benchmark's render-size rule."""
     errors = [
         msg
         for f in fields(cfg)
@@ -736,16 +743,8 @@ def validate(cfg: TrialConfig, *, registries: Mapping[str, Collection[str]]) -> 
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
         f"--device must be auto, cpu or cuda[:N], got {cfg.device!r}",
     )
-    if cfg.dataset.startswith("synthetic") and not errors:
-        need = synthetic_render_bytes(cfg)
-        check(
-            need <= SYNTHETIC_RENDER_LIMIT,
-            f"the synthetic benchmark at --size {cfg.size} --frames {cfg.frames} with "
-            f"{max(cfg.n_action_train, cfg.n_action_test, cfg.n_privacy_train, cfg.n_privacy_test)} "
-            f"samples per set needs about {need / 2**30:.1f} GiB to render (limit "
-            f"{SYNTHETIC_RENDER_LIMIT / 2**30:.0f} GiB); lower --size, --frames or the --n-* "
-            f"sizes (the paper scale is meant for real datasets)",
-        )
+    if not errors:
+        errors.extend(msg for rule in rules if (msg := rule(cfg)))
     for name in WEIGHT_FIELDS:
         value = getattr(cfg, name)
         check(
@@ -771,75 +770,3 @@ def validate(cfg: TrialConfig, *, registries: Mapping[str, Collection[str]]) -> 
         )
     if errors:
         raise ConfigError("invalid trial config:\n  - " + "\n  - ".join(errors))
-
-
-SYNTHETIC_RENDER_LIMIT = 6 * 2**30
-
-
-def synthetic_render_bytes(cfg: TrialConfig) -> int:
-    """Peak memory of rendering the largest synthetic set: float32 RGB frames, about four live
-    temporaries of that size, plus the uint8 copies of every set."""
-    largest = max(cfg.n_action_train, cfg.n_action_test, cfg.n_privacy_train, cfg.n_privacy_test)
-    frame = 3 * cfg.size * cfg.size
-    render = largest * cfg.frames * frame * 4 * 4
-    stored = (cfg.n_action_train + cfg.n_action_test) * cfg.frames * frame
-    stored += (cfg.n_privacy_train + cfg.n_privacy_test) * frame
-    return render + stored
-
-
-def add_flags(
-    parser: argparse.ArgumentParser,
-    cls: type,
-    *,
-    exclude: tuple[str, ...] = (),
-    defaults: Mapping[str, Any] | None = None,
-    repeat: tuple[str, ...] = (),
-    scale: str = "smoke",
-) -> None:
-    """One ``--flag`` per field of the dataclass ``cls``, with the field's help. With
-    ``defaults`` None, every flag defaults to None (= take the scale's value) and its help names
-    the value that ``scale`` gives it; otherwise flags default to ``defaults``. Bool fields are
-    switches; fields in ``repeat`` collect repeated ``KEY=VALUE`` flags."""
-    shown_scale = {**SCALES.get(scale, {})} if defaults is None else {}
-    for f in fields(cls):
-        if f.name in exclude:
-            continue
-        if defaults is None:
-            help_ = f.metadata.get("help", "") + f" ({scale}: {shown_scale.get(f.name, f.default)})"
-            default = None
-        else:
-            help_ = f.metadata.get("help", "") + f" (default: {defaults[f.name]!r})"
-            default = defaults[f.name]
-        choices = f.metadata.get("choices") or None
-        if f.name in repeat:
-            parser.add_argument(
-                flag(f.name), dest=f.name, action="append", default=[], metavar="KEY=VALUE",
-                help=help_,
-            )  # fmt: skip
-        elif str(f.type) == "bool":
-            action = argparse.BooleanOptionalAction if defaults is None else "store_true"
-            parser.add_argument(
-                flag(f.name), dest=f.name, action=action, default=default, help=help_
-            )
-        else:
-            typ = {"int": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(
-                flag(f.name), dest=f.name, type=typ, default=default, help=help_, choices=choices
-            )
-
-
-def scale_in(argv: list[str] | None, default: str = "smoke") -> str:
-    """The ``--scale`` that ``argv`` names (default ``default``), read before the full parser
-    is built so that its help can show that scale's values; an unknown name is left to the full
-    parser to refuse."""
-    import sys
-
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--scale", default=default)
-    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return known.scale if known.scale in SCALES else default
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    names = {f.name for f in fields(TrialConfig)} - {"scale"}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}

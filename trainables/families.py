@@ -1,6 +1,6 @@
 """The anonymizer families a study compares, what each one is, and which registered
 anonymizers belong to it: the one place these facts are written. Registering an anonymizer
-that no family lists is an error (:mod:`trainables.anonymizers`); the config's family fields,
+that no family lists is an error (:mod:`trainables.models.anonymizers`); the config's family fields,
 the dry run's blanks, the trials' names, the settings label and the records the analysis reads
 (the ``anonymizer.family``, ``anonymizer.knobs`` and ``anonymizer.setting`` tags) all derive
 from this table.

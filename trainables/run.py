@@ -9,14 +9,8 @@ import argparse
 import json
 import sys
 
-from trainables.config import (
-    SCALES,
-    TrialConfig,
-    add_flags,
-    config_for,
-    overrides_from_args,
-    scale_in,
-)
+from trainables.config import SCALES, TrialConfig, config_for
+from trainables.flags import add_flags, overrides_from_args, scale_in
 from trainables.log import usage_error
 
 

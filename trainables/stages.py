@@ -2,7 +2,7 @@
 
 The identity-initialised f_A, the warm-started f_T and f_B, and the raw-data reference
 evaluation depend only on the data and the backbones, never on B, lambda or the seed
-(:mod:`trainables.keys` says exactly on what), so a study computes them once and passes them
+(:mod:`trainables.game.keys` says exactly on what), so a study computes them once and passes them
 to every trial.
 """
 
@@ -13,21 +13,21 @@ from dataclasses import dataclass, field
 
 import torch
 
-from trainables.anon_base import fits
-from trainables.anonymizers import build_anonymizer
-from trainables.build import build_models, load_pretrained
 from trainables.config import TrialConfig
-from trainables.device import runtime, stage_data
-from trainables.evaluate import EvalResult, evaluate
-from trainables.keys import init_key, raw_key
-from trainables.log import Log
-from trainables.sets import TrialData
-from trainables.train import (
+from trainables.data.sets import TrialData
+from trainables.evaluation.evaluate import EvalResult, evaluate
+from trainables.game.device import runtime, stage_data
+from trainables.game.keys import init_key, raw_key
+from trainables.game.train import (
     calibrate_batch_norm,
     identity_init,
     pretrain_action,
     pretrain_privacy,
 )
+from trainables.log import Log
+from trainables.models.anon_base import fits
+from trainables.models.anonymizers import build_anonymizer
+from trainables.models.build import build_models, load_pretrained
 
 
 @dataclass
@@ -58,7 +58,7 @@ class SharedStages:
 
     @property
     def key(self) -> str:
-        """Equal to :func:`trainables.keys.shared_key` of the configs these stages serve."""
+        """Equal to :func:`trainables.game.keys.shared_key` of the configs these stages serve."""
         return f"{self.init.key}-{self.raw_key}"
 
     @property

@@ -11,18 +11,18 @@ from typing import Any
 
 import torch
 
-from trainables.anon_base import fits
-from trainables.build import build_models, check_pretrained
 from trainables.catalog import validate
 from trainables.config import TrialConfig
-from trainables.data import load_data
-from trainables.device import runtime, stage_data
-from trainables.evaluate import evaluate
-from trainables.keys import shared_key
+from trainables.data.load import load_data
+from trainables.data.sets import TrialData
+from trainables.evaluation.evaluate import evaluate
+from trainables.game.device import runtime, stage_data
+from trainables.game.keys import shared_key
+from trainables.game.train import make_minimax_optimizers, minimax
 from trainables.log import Log
-from trainables.sets import TrialData
+from trainables.models.anon_base import fits
+from trainables.models.build import build_models, check_pretrained
 from trainables.stages import SharedStages, compute_shared, cpu_state
-from trainables.train import make_minimax_optimizers, minimax
 
 #: A trial's final metrics, in the order ``trainables.run`` prints them.
 FINAL_METRICS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")

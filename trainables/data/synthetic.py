@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainables.sets import ClipSet, ImageSet
+from trainables.data.sets import ClipSet, ImageSet
 
 ACTIONS: tuple[str, ...] = (
     "drift_right",

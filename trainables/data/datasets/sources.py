@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from trainables.config import TrialConfig
-from trainables.datasets import layouts
-from trainables.datasets.layouts import DatasetError, Split
+from trainables.data.datasets import layouts
+from trainables.data.datasets.layouts import DatasetError, Split
 from trainables.registry import Registry
 
 #: Config field -> environment variable that fills it when the flag is not given.

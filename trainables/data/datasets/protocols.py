@@ -1,4 +1,4 @@
-"""The paper's evaluation protocols by name, built into :class:`~trainables.data.TrialData`.
+"""The paper's evaluation protocols by name, built into :class:`~trainables.data.load.TrialData`.
 
 A protocol names what the minimax game trains on (action videos and privacy images) and what the
 fresh evaluation models train and are scored on (``(dataset, part)`` pairs). Known-attribute
@@ -16,7 +16,7 @@ attributes or videos the game never saw.
 
 Sizes: ``n_action_train`` / ``n_action_test`` / ``n_privacy_train`` / ``n_privacy_test`` cap
 each set (a seeded subsample). Privacy images are decoded into memory. Clips are streamed from
-the video files (``clip_store="stream"``, :mod:`trainables.datasets.stream`) or decoded once
+the video files (``clip_store="stream"``, :mod:`trainables.data.datasets.stream`) or decoded once
 into memory (``"memory"``); what has to fit in memory is checked against what is free before
 anything is decoded.
 """
@@ -30,12 +30,12 @@ import psutil
 import torch
 
 from trainables.config import TrialConfig
-from trainables.datasets.layouts import DatasetError, Sample, Split
-from trainables.datasets.loading import ClipSpec, Loaded, clip_bytes, load_clips, load_images
-from trainables.datasets.sources import check_roots, read_source, resolve_roots
-from trainables.datasets.stream import ClipStream, probe_videos
+from trainables.data.datasets.layouts import DatasetError, Sample, Split
+from trainables.data.datasets.loading import ClipSpec, Loaded, clip_bytes, load_clips, load_images
+from trainables.data.datasets.sources import check_roots, read_source, resolve_roots
+from trainables.data.datasets.stream import ClipStream, probe_videos
+from trainables.data.sets import ClipSet, ImageSet, TrialData
 from trainables.log import Log
-from trainables.sets import ClipSet, ImageSet, TrialData
 
 Part = tuple[str, str]  # (dataset, "train" | "test")
 

@@ -9,7 +9,7 @@ pixel): :func:`bit_depth`, :func:`greyscale`, :func:`blur`.
 
 :class:`MinimizeOps` composes them, breadth first; its fields are the ``min_*`` config fields,
 and the fixed baselines ``downsample2x``/``downsample4x``/``blur_weak``/``blur_strong`` are
-presets of it (``trainables.anonymizers``).
+presets of it (``trainables.models.anonymizers``).
 """
 
 from __future__ import annotations

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
-from trainables import losses
-from trainables.anonymizers import Blacken
 from trainables.config import TrialConfig
-from trainables.device import resolve_device
-from trainables.minimize import blur, greyscale, per_frame, resolution
-from trainables.pixels import fetch
-from trainables.sets import TrialData, batches
+from trainables.data.sets import TrialData, batches
+from trainables.game import losses
+from trainables.game.device import resolve_device
+from trainables.game.pixels import fetch
+from trainables.models.anonymizers import Blacken
+from trainables.models.minimize import blur, greyscale, per_frame, resolution
 
 Edit = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 

@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables import losses
-from trainables.anon_base import Anonymizer
 from trainables.config import TrialConfig
-from trainables.device import Runtime
+from trainables.data.sets import TrialData, batches
+from trainables.game import losses
+from trainables.game.device import Runtime
+from trainables.game.train import n_privacy, privacy_views, shuffled
 from trainables.log import Log
-from trainables.sets import TrialData, batches
-from trainables.train import n_privacy, privacy_views, shuffled
+from trainables.models.anon_base import Anonymizer
 
 
 class _Block(nn.Module):

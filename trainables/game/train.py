@@ -1,6 +1,6 @@
 """Training stages of Algorithm 1: identity initialisation of f_A, the warm start of f_T and f_B,
 the minimax game, and the classifier training that the evaluation reuses. Where they run is
-:mod:`trainables.device`'s concern."""
+:mod:`trainables.game.device`'s concern."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainables import losses
-from trainables.augment import augment_clips, augment_images
 from trainables.config import TrialConfig
-from trainables.device import Runtime, check_finite
+from trainables.data.augment import augment_clips, augment_images
+from trainables.data.sets import TrialData, batches, to_float
+from trainables.game import losses
+from trainables.game.device import Runtime, check_finite
+from trainables.game.pixels import Pixels, fetch, take
 from trainables.log import Log
-from trainables.pixels import Pixels, fetch, take
-from trainables.sets import TrialData, batches, to_float
 
 
 def set_trainable(model: nn.Module, flag: bool) -> None:

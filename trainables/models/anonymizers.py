@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainables.anon_base import Anonymizer
 from trainables.config import TrialConfig, is_read, neutral_fields
 from trainables.families import Family, family_of
-from trainables.minimize import MinimizeOps
+from trainables.models.anon_base import Anonymizer
+from trainables.models.minimize import MinimizeOps
 from trainables.registry import Registry
 
 ANONYMIZERS: Registry[Anonymizer] = Registry("anonymizer")
@@ -195,7 +195,7 @@ class Identity(Anonymizer):
 
 
 class Minimize(Anonymizer):
-    """Data minimisation (:mod:`trainables.minimize`): fixed breadth and depth reductions. It
+    """Data minimisation (:mod:`trainables.models.minimize`): fixed breadth and depth reductions. It
     takes whole clips, so the frame-rate and crop operators see time."""
 
     def __init__(self, ops: MinimizeOps) -> None:
@@ -293,7 +293,7 @@ def minimize(cfg: TrialConfig | None = None, **_: Any) -> Anonymizer:
     "the keep_ratio best-scored tubelets",
 )
 def tubelet_prune(cfg: TrialConfig | None = None, num_classes: int = 2, **_: Any) -> Anonymizer:
-    from trainables.tubelet import TubeletPrune  # the ViT: only when this family is built
+    from trainables.models.tubelet import TubeletPrune  # the ViT: only when this family is built
 
     return TubeletPrune.from_config(cfg or TrialConfig(), num_classes)
 

@@ -1,5 +1,5 @@
 """The registry of datasets and protocols by name: each builds the :class:`TrialData` of a
-config. ``python -m trainables.data`` checks a real dataset (:mod:`trainables.datasets.check`).
+config. ``python -m trainables.data`` checks a real dataset (:mod:`trainables.data.datasets.check`).
 """
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from trainables.config import TrialConfig
-from trainables.datasets.protocols import PROTOCOLS, build_protocol
+from trainables.data.datasets.protocols import PROTOCOLS, build_protocol
+from trainables.data.sets import TrialData
+from trainables.data.synthetic import HFLIP_ACTIONS, SyntheticSpec, make_benchmark
 from trainables.log import Log
 from trainables.registry import Registry
-from trainables.sets import TrialData
-from trainables.synthetic import HFLIP_ACTIONS, SyntheticSpec, make_benchmark
 
 DATASETS: Registry[TrialData] = Registry("dataset")
 
@@ -70,11 +70,33 @@ def load_data(cfg: TrialConfig, log: Log | None = None) -> TrialData:
     return DATASETS.build(cfg.dataset, cfg=cfg, log=log or print)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from trainables.datasets.check import main as check_main
-
-    return check_main(argv)
+#: The most memory that rendering the synthetic benchmark may take (its largest set, float32).
+SYNTHETIC_RENDER_LIMIT = 6 * 2**30
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def synthetic_render_bytes(cfg: TrialConfig) -> int:
+    """Peak memory of rendering the largest synthetic set: float32 RGB frames, about four live
+    temporaries of that size, plus the uint8 copies of every set."""
+    largest = max(cfg.n_action_train, cfg.n_action_test, cfg.n_privacy_train, cfg.n_privacy_test)
+    frame = 3 * cfg.size * cfg.size
+    render = largest * cfg.frames * frame * 4 * 4
+    stored = (cfg.n_action_train + cfg.n_action_test) * cfg.frames * frame
+    stored += (cfg.n_privacy_train + cfg.n_privacy_test) * frame
+    return render + stored
+
+
+def render_problem(cfg: TrialConfig) -> str | None:
+    """Why the synthetic benchmark cannot be rendered at ``cfg``'s sizes, or None (a rule of
+    :func:`trainables.config.validate`, checked before any work starts)."""
+    if not cfg.dataset.startswith("synthetic"):
+        return None
+    need = synthetic_render_bytes(cfg)
+    if need <= SYNTHETIC_RENDER_LIMIT:
+        return None
+    return (
+        f"the synthetic benchmark at --size {cfg.size} --frames {cfg.frames} with "
+        f"{max(cfg.n_action_train, cfg.n_action_test, cfg.n_privacy_train, cfg.n_privacy_test)} "
+        f"samples per set needs about {need / 2**30:.1f} GiB to render (limit "
+        f"{SYNTHETIC_RENDER_LIMIT / 2**30:.0f} GiB); lower --size, --frames or the --n-* "
+        f"sizes (the paper scale is meant for real datasets)"
+    )

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainables.datasets.decode import (
+from trainables.data.datasets.decode import (
     DecodeError,
     clip_indices,
     crop_resize,
@@ -32,7 +32,7 @@ from trainables.datasets.decode import (
     probe_video,
     random_start,
 )
-from trainables.datasets.loading import ClipSpec
+from trainables.data.datasets.loading import ClipSpec
 from trainables.log import Log
 
 Key = tuple[int, int]  # (epoch, row)

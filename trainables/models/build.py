@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from trainables.action_models import build_action_model
-from trainables.anonymizers import Anonymizer, build_anonymizer
 from trainables.config import PRETRAINED, ConfigError, TrialConfig
+from trainables.data.sets import TrialData
 from trainables.log import Log
-from trainables.privacy_models import build_privacy_model
-from trainables.sets import TrialData
-from trainables.weights import load_weights
+from trainables.models.action_models import build_action_model
+from trainables.models.anonymizers import Anonymizer, build_anonymizer
+from trainables.models.privacy_models import build_privacy_model
+from trainables.models.weights import load_weights
 
 
 def anonymizer_for(cfg: TrialConfig, num_classes: int) -> Anonymizer:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.sets import TrialData
+from trainables.data.sets import TrialData
 
 
 class NonFiniteLossError(RuntimeError):

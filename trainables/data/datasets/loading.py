@@ -14,14 +14,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainables.datasets.decode import (
+from trainables.data.datasets.decode import (
     DecodeError,
     crop_resize,
     decode_image,
     decode_video,
     sample_clips,
 )
-from trainables.datasets.layouts import Sample
+from trainables.data.datasets.layouts import Sample
 from trainables.log import Log
 
 

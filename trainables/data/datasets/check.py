@@ -15,9 +15,9 @@ from pathlib import Path
 from torch.utils.data import DataLoader, Dataset
 
 from trainables.config import config_for
-from trainables.datasets.decode import DecodeError, decode_image, probe_video
-from trainables.datasets.layouts import DatasetError, Sample
-from trainables.datasets.sources import SOURCES, read_source
+from trainables.data.datasets.decode import DecodeError, decode_image, probe_video
+from trainables.data.datasets.layouts import DatasetError, Sample
+from trainables.data.datasets.sources import SOURCES, read_source
 from trainables.log import usage_error
 
 #: The config field ``--root`` sets for each dataset, and the one ``--video-root`` sets.

@@ -16,18 +16,19 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from trainables import losses, metrics
-from trainables.action_models import build_action_model
-from trainables.augment import augment_images
 from trainables.config import PRETRAINED, TrialConfig
-from trainables.datasets.stream import ClipStream
-from trainables.device import Runtime, check_finite, seed_everything
+from trainables.data.augment import augment_images
+from trainables.data.datasets.stream import ClipStream
+from trainables.data.sets import ClipSet, ImageSet, TrialData, batches, to_float
+from trainables.evaluation import metrics
+from trainables.game import losses
+from trainables.game.device import Runtime, check_finite, seed_everything
+from trainables.game.pixels import Anonymized, Pixels, fetch
+from trainables.game.train import fit_action_classifier, shuffled
 from trainables.log import Log
-from trainables.pixels import Anonymized, Pixels, fetch
-from trainables.privacy_models import build_privacy_model
-from trainables.sets import ClipSet, ImageSet, TrialData, batches, to_float
-from trainables.train import fit_action_classifier, shuffled
-from trainables.weights import load_weights
+from trainables.models.action_models import build_action_model
+from trainables.models.privacy_models import build_privacy_model
+from trainables.models.weights import load_weights
 
 
 @dataclass

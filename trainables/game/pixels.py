@@ -1,7 +1,7 @@
 """Batches of pixels on the device, whatever holds them.
 
 A set's pixels are a uint8 tensor in memory (the synthetic benchmark, images, clips decoded up
-front), a :class:`~trainables.datasets.stream.ClipStream` decoding real videos in DataLoader
+front), a :class:`~trainables.data.datasets.stream.ClipStream` decoding real videos in DataLoader
 workers, or an :class:`Anonymized` stream that runs a frozen f_A on each batch as it arrives
 (the evaluation of streamed sets, which are never anonymized into memory). The training loops
 read all of them through :func:`fetch`.
@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainables import losses
-from trainables.datasets.stream import ClipStream
-from trainables.sets import to_float
+from trainables.data.datasets.stream import ClipStream
+from trainables.data.sets import to_float
+from trainables.game import losses
 
 
 @dataclass
