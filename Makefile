@@ -16,16 +16,16 @@ run: $(STAMP) chromium
 # Does the built-in benchmark show the trade-off? 3 seeds of the raw reference, a B sweep and the
 # lambda ablation, with the acceptance checks (rows kept in bench-quality.jsonl; a rerun reuses them).
 quality: $(STAMP)
-	$(PY) -m study.bench --quality --seeds 3
+	$(PY) -m study.bench quality --seeds 3
 
 # Does the search find the grid's front with a third of its trials? penalty_grid once, then
 # pareto_search under 3 search seeds (trials kept in bench-search.jsonl; a rerun reuses them).
 bench-search: $(STAMP)
-	$(PY) -m study.bench --search --seeds 3
+	$(PY) -m study.bench search --search-seeds 3
 
 # The platform's overhead, the concurrency speed-up, the saving of shared stages, per-stage seconds.
 bench-ratios: $(STAMP) chromium
-	$(PY) -m study.bench --ratios
+	$(PY) -m study.bench ratios
 
 # The report's PNGs (kaleido) and the browser test need Debian's chromium.
 chromium:

@@ -28,7 +28,7 @@ def configure_environment(study: StudyConfig) -> None:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    from study.tracking import bound_retries
+    from study.tracking.client import bound_retries
 
     bound_retries()
 

@@ -94,7 +94,7 @@ def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
 
 def _sync_spool(root: Path, c: Any) -> None:
     """Send the writes that trials spooled while the server was down (they stay on failure)."""
-    from study import spool
+    from study.tracking.client import spool
 
     try:
         spool.sync(root, c, _log)
@@ -161,12 +161,13 @@ def _run_locked(plan: StudyPlan) -> int:
     from ray import tune
 
     from study import lock as study_lock
-    from study import parent as parent_run
-    from study import preflight, record, summary, tracking
-    from study.mlflow_server import MlflowServer
+    from study import preflight, record, summary
     from study.report import write_and_log
     from study.summary import print_summary, results_table
-    from study.supervise import ServerSupervisor
+    from study.tracking import client as tracking
+    from study.tracking import parent as parent_run
+    from study.tracking.server import MlflowServer
+    from study.tracking.supervise import ServerSupervisor
     from study.trainable import StudyContext, run_tune_trial
     from study.tuner import make_tuner
 

@@ -44,7 +44,7 @@ def check_tracking(uri: str, timeout: float = 6.0) -> None:
             f"--tracking-uri {uri}: give an MLflow tracking server, http://HOST:PORT (leave it "
             "empty and the launcher starts one)"
         )
-    from study.mlflow_server import health
+    from study.tracking.server import health
 
     deadline = time.monotonic() + timeout
     last = ""
@@ -155,7 +155,7 @@ def check_tracking_options(study: StudyConfig, is_search: bool) -> None:
             )
         check_database("--optuna-storage", study.optuna_storage)
     if study.mlflow_auth:
-        from study.mlflow_server import AUTH_ENV
+        from study.tracking.server import AUTH_ENV
 
         missing = [k for k in AUTH_ENV if not os.environ.get(k)]
         if missing:

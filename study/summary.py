@@ -12,7 +12,7 @@ import pandas as pd
 from study.plan import StudyPlan
 from study.replicates import seeded
 from study.timings import cost_key
-from study.tracking import RUNS_VIEW, redact
+from study.tracking.client import RUNS_VIEW, redact
 from trainables.config import from_dict
 from trainables.models.anonymizers import family, setting, shown_knobs
 

@@ -44,7 +44,7 @@ def tiny_cfg():
 @pytest.fixture(autouse=True)
 def _stop_mlflow_servers(monkeypatch):
     """Every MlflowServer a test starts is stopped when the test ends, passed or failed."""
-    from study.mlflow_server import MlflowServer
+    from study.tracking.server import MlflowServer
 
     started: list[MlflowServer] = []
     real_start = MlflowServer.start

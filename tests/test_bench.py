@@ -14,8 +14,8 @@ import pytest
 
 from analysis.fidelity import early_signal_table, predictive_signals, spearman
 from search_spaces import BINDING_LAM, BUILTIN_B_RANGE, BUILTIN_BS, BUILTIN_LAM_RANGE, get_space
-from study.ratios import sharing_estimate, trial_values
-from study.searchbench import SearchBenchPlan, b_range, hv, run_bench, run_search
+from study.bench.ratios import sharing_estimate, trial_values
+from study.bench.search import SearchPlan, b_range, hv, run_bench, run_search
 from study.trainable import stage_metrics
 from tests.conftest import TINY
 
@@ -111,11 +111,12 @@ def test_sharing_estimate():
 def test_search_bench_end_to_end_on_tiny_trials_reuses_its_records(tmp_path):
     """The whole bench on tiny trials: the smoke grid (lambda 0 and 1 at B = 0.1), random
     searches of 2 trials under 2 seeds; a rerun trains nothing."""
-    plan = SearchBenchPlan(
+    plan = SearchPlan(
         scale="smoke",
-        overrides={**TINY},
-        search_seeds=(0, 1),
-        samplers=("random",),
+        device="cpu",
+        set=tuple(f"{k}={v}" for k, v in TINY.items()),
+        search_seeds=2,
+        samplers="random",
         budget=2,
         grid_space="smoke",
     )
@@ -144,15 +145,19 @@ def test_bench_flags_are_checked_before_any_work():
             timeout=120,
         )
 
-    r = bench("--search", "--samplers", "tpe,cma")
+    r = bench("search", "--samplers", "tpe,cma")
     assert r.returncode == 2 and "unknown sampler 'cma'" in r.stderr
-    r = bench("--search", "--b-scales", "sqrt")
+    r = bench("search", "--b-scales", "sqrt")
     assert r.returncode == 2 and "--b-scales: unknown ['sqrt']" in r.stderr
-    r = bench("--search", "--set", "seed=3")
+    r = bench("search", "--set", "seed=3")
     assert r.returncode == 2 and "--set seed" in r.stderr
-    r = bench("--ratios", "--trials", "1")
+    r = bench("search", "--seeds", "3")  # the quality bench's flag: not the search seeds
+    assert r.returncode == 2 and "unrecognized arguments: --seeds" in r.stderr
+    r = bench("ratios", "--trials", "1")
     assert r.returncode == 2 and "--trials and --concurrency must be >= 2" in r.stderr
-    r = bench("--ratios", "--sharing-scale", "huge")
+    r = bench("ratios", "--sharing-scale", "huge")
     assert r.returncode == 2 and "unknown scale 'huge'" in r.stderr
-    r = bench("--ratios", "--search")
-    assert r.returncode == 2 and "separate benches" in r.stderr
+    r = bench("load", "--backends", "sqlite,mysql")
+    assert r.returncode == 2 and "--backends" in r.stderr and "mysql" in r.stderr
+    r = bench("--ratios")  # the first CLI's form names the subcommand
+    assert r.returncode == 2 and "python -m study.bench ratios" in r.stderr

@@ -29,7 +29,7 @@ def _refused(parse, argv: list[str], capsys) -> str:
 
 def test_no_cli_takes_an_abbreviated_flag(capsys):
     from analysis.report import build_parser as report_parser
-    from study import bench
+    from study.bench.__main__ import main as bench_main
     from trainables import anonymize, calibrate, run
     from trainables.data.datasets import check
 
@@ -41,7 +41,7 @@ def test_no_cli_takes_an_abbreviated_flag(capsys):
         (calibrate.build_parser().parse_args, ["--minimax", "1"]),
         (report_parser().parse_args, ["--experiment", "x", "--out-dir", "y"]),
         (anonymize.build_parser().parse_args, ["--weights", "a", "--input", "b", "--out", "c"]),
-        (bench.main, ["--qual"]),
+        (bench_main, ["quality", "--seed", "3"]),
         (check.main, ["--data", "ucf101", "--root", "x"]),
     ):
         err = _refused(parse, argv, capsys)

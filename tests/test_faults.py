@@ -18,9 +18,9 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from study import spool
 from study.lock import StudyLock, record, stop_leftovers
-from study.mlflow_server import MlflowServer
+from study.tracking.client import spool
+from study.tracking.server import MlflowServer
 from tests.study_helpers import figure as _figure
 from tests.study_helpers import launch_args, runs
 
@@ -332,7 +332,7 @@ def test_spooled_writes_arrive_once_when_the_server_is_back(tmp_path, monkeypatc
     even when a replay is repeated (as after a sync cut short by a kill)."""
     from mlflow.entities import Param
 
-    from study import tracking
+    from study.tracking.client import client as tracking
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     root = tmp_path / "study"
@@ -479,7 +479,7 @@ def test_a_study_whose_server_died_twice_records_every_metric(tmp_path):
 
 
 def test_uri_passwords_never_reach_params_or_tags():
-    from study.tracking import provenance, safe_params
+    from study.tracking.client import provenance, safe_params
 
     params = safe_params(
         {"study.tracking_backend": "postgresql://bob:hunter2@db:5432/x", "api_token": "t0k"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from study import loadtest
+from study.bench import load as load_bench
 from tests.study_helpers import figure as _figure
 from tests.study_helpers import launch_args
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 
 def _need_postgres() -> None:
-    from study.postgres import _binary
+    from tests.support.postgres import _binary
 
     try:
         _binary("initdb")
@@ -33,7 +33,7 @@ def _need_postgres() -> None:
 @pytest.fixture
 def postgres():
     _need_postgres()
-    from study.postgres import LocalPostgres
+    from tests.support.postgres import LocalPostgres
 
     pg = LocalPostgres(secrets.token_urlsafe(18)).start()
     try:
@@ -42,15 +42,19 @@ def postgres():
         pg.stop()
 
 
-@pytest.mark.parametrize("backend", loadtest.BACKENDS)
-def test_concurrent_writers_each_arrive_once(backend):
+@pytest.mark.parametrize("backend", load_bench.BACKENDS)
+def test_concurrent_writers_each_arrive_once(backend, request, monkeypatch):
     """8, 32 and 64 writers, each a trial's params, 20 steps of 5 metrics, an artifact and its
     end; every value is read back. 8 must hold; the largest count that held is the figure."""
+    uri = "sqlite"
     if backend == "postgresql":
-        _need_postgres()
-    records = loadtest.scan(backend, [8, 32, 64], loadtest.Load(), log=print)
+        pg = request.getfixturevalue("postgres")
+        monkeypatch.setenv("PGPASSWORD", pg.password)  # the server's and this process's clients
+        uri = pg.uri
+    records = load_bench.scan(uri, [8, 32, 64], load_bench.Load(), log=print)
+    assert {r["backend"] for r in records} == {backend}
     assert records[0]["writers"] == 8 and records[0]["held"], records[0]
-    held = loadtest.largest_held(records)[backend]
+    held = load_bench.largest_held(records)[backend]
     _figure(f"concurrent writers held on {backend} (of 8, 32, 64)", held)
 
 

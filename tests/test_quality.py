@@ -93,7 +93,7 @@ def test_largest_rise():
 def test_the_quality_bench_records_rows_and_reuses_them(tmp_path):
     records = tmp_path / "q.jsonl"
     sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
-    cmd = [sys.executable, "-m", "study.bench", "--quality", "--scale", "smoke", "--seeds", "2",
+    cmd = [sys.executable, "-m", "study.bench", "quality", "--scale", "smoke", "--seeds", "2",
            "--bounds", "0,0.3", "--records", str(records), "--device", "cpu", *sets]  # fmt: skip
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -131,7 +131,7 @@ def test_the_quality_bench_records_rows_and_reuses_them(tmp_path):
 
 def test_the_quality_bench_refuses_fields_it_sets_itself():
     r = subprocess.run(
-        [sys.executable, "-m", "study.bench", "--quality", "--set", "seed=3", "--records", ""],
+        [sys.executable, "-m", "study.bench", "quality", "--set", "seed=3", "--records", ""],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 2 and "--set seed" in r.stderr and "--seeds" in r.stderr

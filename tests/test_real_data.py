@@ -248,7 +248,7 @@ def test_bad_real_data_flags_are_config_errors():
 
 def test_the_benchmark_prints_its_figures():
     r = subprocess.run(
-        [sys.executable, "-m", "study.bench", "--scale", "smoke", "--videos", "2",
+        [sys.executable, "-m", "study.bench", "speed", "--scale", "smoke", "--videos", "2",
          "--workers", "1", "--steps", "1"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

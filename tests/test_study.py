@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from search_spaces import BINDING_LAM, BUILTIN_B_RANGE, BUILTIN_LAM_RANGE
-from study.mlflow_server import MlflowServer, free_port
+from study.tracking.server import MlflowServer, free_port
 from tests.study_helpers import launch_args, run_launch, runs
 
 pytestmark = pytest.mark.slow
@@ -283,7 +283,7 @@ def test_pareto_search_goes_through_optuna_with_persistent_storage(tmp_path):
 
 def _check_optuna_dashboard(root, run_id: str) -> None:
     """The README's optuna-dashboard command serves the study, its trial naming its runs."""
-    from study.mlflow_server import free_port
+    from study.tracking.server import free_port
 
     port = free_port()
     cmd = [str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///{root / 'optuna.db'}"]

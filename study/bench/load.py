@@ -1,23 +1,20 @@
-"""``python -m study.loadtest``: how many trials can write to one tracking server at once.
+"""``python -m study.bench.load``: how many trials can write to one tracking server at once.
 
 N writers (threads spread over a few processes, each with its own ``MlflowClient``) each log a
 trial's worth of records at the same time to one MLflow server, the kind the launcher starts:
 a run, its params, per-step metrics, a small artifact and its end. Then every value is read
 back: each writer's run must hold every param, every metric step exactly once with its value,
 the artifact, and the FINISHED status. A number of writers "holds" when no writer raised and
-nothing is missing or doubled. It runs against SQLite (the default store) and PostgreSQL
-(Debian's server, started in a temporary folder), and prints one line per (backend, N) and a
-JSON summary with the largest N that held.
+nothing is missing or doubled. It runs against SQLite (the default store) and any PostgreSQL
+database given as ``postgresql://USER@HOST:PORT/DB`` (the password in ``PGPASSWORD``), and
+prints one line per (backend, N) and a JSON summary with the largest N that held.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
-import os
 import secrets
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from trainables.config import help_field
+from trainables.log import Log, usage_error
+
+#: The store kinds a backend of ``--backends`` may name: ``sqlite`` (a file in a temporary
+#: folder), or a PostgreSQL database URI.
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -64,7 +66,7 @@ def _write_one(uri: str, exp_id: str, writer: int, load: Load) -> str:
 
 def _process(uri: str, exp_id: str, writers: list[int], load: Load) -> list[tuple[int, str]]:
     """A process's share of the writers, as threads; (writer, run id or 'error: ...')."""
-    from study.tracking import bound_retries
+    from study.tracking.client import bound_retries
 
     bound_retries()  # the retries a trial's client has
 
@@ -129,42 +131,34 @@ def run_load(uri: str, writers: int, load: Load, processes: int = 4) -> dict[str
     }
 
 
-def scan(backend: str, counts: list[int], load: Load, log: Any = print) -> list[dict[str, Any]]:
-    """Start a server on ``backend`` (and PostgreSQL for it), run each count of writers until
-    one does not hold, stop everything; one record per count run."""
-    from study.mlflow_server import MlflowServer
+def backend_kind(backend: str) -> str:
+    """``sqlite`` or ``postgresql``: what a record names (never the URI, which holds the user)."""
+    return "sqlite" if backend == "sqlite" else backend.split(":", 1)[0].split("+", 1)[0]
 
+
+def scan(backend: str, counts: list[int], load: Load, log: Log = print) -> list[dict[str, Any]]:
+    """Start a server on ``backend`` (``sqlite``, or a PostgreSQL URI whose password is in
+    PGPASSWORD), run each count of writers until one does not hold, stop it; one record per
+    count run."""
+    from study.tracking.server import MlflowServer
+
+    kind = backend_kind(backend)
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pa-load-") as d:
-        pg = None
-        before = os.environ.get("PGPASSWORD")
-        if backend == "postgresql":
-            from study.postgres import LocalPostgres
-
-            pg = LocalPostgres(secrets.token_urlsafe(16)).start()
-            os.environ["PGPASSWORD"] = pg.password  # the server's and this process's clients
+        server = MlflowServer(Path(d), backend_uri="" if kind == "sqlite" else backend).start()
         try:
-            server = MlflowServer(Path(d), backend_uri=pg.uri if pg else "").start()
-            try:
-                for n in counts:
-                    rec = {"backend": backend, **run_load(server.uri, n, load)}
-                    log(
-                        f"{backend:<10} writers={n:<3} held={rec['held']!s:<5} "
-                        f"errors={rec['errors']} problems={rec['problems']} "
-                        f"{rec['seconds']:.1f} s  {rec['first_error'][:160]}"
-                    )
-                    out.append(rec)
-                    if not rec["held"]:
-                        break
-            finally:
-                server.stop()
+            for n in counts:
+                rec = {"backend": kind, **run_load(server.uri, n, load)}
+                log(
+                    f"{kind:<10} writers={n:<3} held={rec['held']!s:<5} "
+                    f"errors={rec['errors']} problems={rec['problems']} "
+                    f"{rec['seconds']:.1f} s  {rec['first_error'][:160]}"
+                )
+                out.append(rec)
+                if not rec["held"]:
+                    break
         finally:
-            if pg is not None:
-                pg.stop()
-                if before is None:
-                    os.environ.pop("PGPASSWORD", None)
-                else:
-                    os.environ["PGPASSWORD"] = before
+            server.stop()
     return out
 
 
@@ -178,36 +172,47 @@ def largest_held(records: list[dict[str, Any]]) -> dict[str, int]:
     return best
 
 
-def _log(msg: str) -> None:
-    print(msg, flush=True)
+@dataclass(frozen=True)
+class LoadPlan:
+    """How many trials can write to one tracking server at once: concurrent writers, each
+    read back, against each backend."""
+
+    backends: str = help_field("sqlite", "comma list: sqlite, or a postgresql://USER@HOST:PORT/DB "
+                               "database (the password in PGPASSWORD)")  # fmt: skip
+    writers: str = help_field("1,8,16,32,64", "comma list of writer counts, tried in order until "
+                              "one does not hold")  # fmt: skip
+    batches: int = help_field(Load.steps, "metric batches each writer logs")
+
+    def backend_list(self) -> list[str]:
+        """The backends, each checked (ValueError naming the flag)."""
+        backends = [b.strip() for b in self.backends.split(",") if b.strip()]
+        bad = [b for b in backends if backend_kind(b) not in BACKENDS or b == "postgresql"]
+        if bad or not backends:
+            raise ValueError(
+                f"--backends: {bad or self.backends!r} is not sqlite or a "
+                "postgresql://USER@HOST:PORT/DB URI"
+            )
+        return backends
+
+    def counts(self) -> list[int]:
+        try:
+            counts = [int(n) for n in self.writers.split(",") if n.strip()]
+        except ValueError:
+            raise ValueError(
+                f"--writers takes numbers, e.g. 1,8,64; got {self.writers!r}"
+            ) from None
+        if not counts or min(counts) < 1:
+            raise ValueError(f"--writers takes counts >= 1, got {self.writers!r}")
+        return counts
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="python -m study.loadtest",
-        description="Concurrent writers against the launcher's kind of MLflow server, on "
-        "SQLite and PostgreSQL; prints the largest number of writers that held.",
-    )
-    p.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backends")
-    p.add_argument("--writers", default="1,8,16,32,64", help="comma-separated writer counts")
-    p.add_argument("--steps", type=int, default=Load.steps, help="metric batches per writer")
-    args = p.parse_args(argv)
-    backends = [b for b in args.backends.split(",") if b]
-    bad = [b for b in backends if b not in BACKENDS]
-    if bad:
-        print(f"error: --backends: unknown {bad}; choose from {list(BACKENDS)}", file=sys.stderr)
-        return 2
+def main(plan: LoadPlan, log: Log) -> int:
+    """Run the load bench; print one line per (backend, writers) and one JSON line."""
     try:
-        counts = [int(n) for n in args.writers.split(",") if n]
-    except ValueError:
-        print(f"error: --writers takes numbers, e.g. 1,8,64; got {args.writers!r}", file=sys.stderr)
-        return 2
-    load = Load(steps=args.steps)
-    records = [r for b in backends for r in scan(b, counts, load, _log)]
+        backends, counts = plan.backend_list(), plan.counts()
+    except ValueError as e:
+        return usage_error(e)
+    load = Load(steps=plan.batches)
+    records = [r for b in backends for r in scan(b, counts, load, log)]
     print(json.dumps({"load": asdict(load), "largest_held": largest_held(records)}))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from study import tracking
 from study.plan import StudyPlan
 from study.shared import load_calibration, load_shared
+from study.tracking.client import client as tracking
 from trainables.evaluation.calibration import table
 
 

@@ -53,7 +53,7 @@ def log_chosen(c: Any, uri: str, parent: str, run_id: str) -> str:
             c.set_terminated(run_id, status=before.status, end_time=before.end_time)
     c.set_tag(parent, CHOSEN_RUN_TAG, run_id)
     c.set_tag(parent, CHOSEN_MODEL_TAG, info.model_uri)
-    c.set_tag(run_id, "study.chosen", "true")
+    c.set_tag(run_id, "study.tracking.chosen", "true")
     return str(info.model_uri)
 
 

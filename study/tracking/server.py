@@ -59,7 +59,7 @@ AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 #: The server's connection pool to its store. MLflow's default (5, overflow 10) runs dry at about
 #: 30 concurrent writers, on SQLite as on PostgreSQL: requests fail with "QueuePool limit ...
-#: reached" after 30 s (``python -m study.loadtest``: 16 writers held, 32 did not). 80
+#: reached" after 30 s (``python -m study.bench.load``: 16 writers held, 32 did not). 80
 #: connections cover the server's 40 request threads twice; 64 writers then hold on both.
 POOL_ENV = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "20", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "60"}
 

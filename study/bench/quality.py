@@ -1,4 +1,4 @@
-"""``python -m study.bench --quality --seeds 3``: does the benchmark show the trade-off?
+"""``python -m study.bench quality --seeds 3``: does the benchmark show the trade-off?
 
 For each seed s (model seed and data seed both s; one evaluation seed for all), it computes the
 shared stages once (the raw reference and the init point, f_A before the game, among them),
@@ -18,31 +18,73 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from analysis.quality import attribute_ap, checks, point_name, summarise
 from search_spaces import BINDING_LAM, BUILTIN_BS
-from trainables.log import Log
+from trainables.config import SCALES, help_field, parse_assignments
+from trainables.log import Log, usage_error
 
 
 @dataclasses.dataclass(frozen=True)
 class QualityPlan:
-    """What the quality bench runs: the points of each seed."""
+    """Does the benchmark show the trade-off? The raw reference, a B sweep at the binding lambda
+    and the lambda ablation, per seed, with the acceptance checks."""
 
-    scale: str
-    overrides: dict[str, Any]
-    seeds: Sequence[int]
-    bounds: Sequence[float] = tuple(BUILTIN_BS)
-    lam: float = BINDING_LAM
-    lam_off: float = 0.0
-    lam_bound: float = 0.1
-    eval_seed: int = 0
+    scale: str = help_field("default", "trial scale of every point", tuple(SCALES))
+    device: str = help_field("auto", "auto, cpu or cuda[:N]")
+    seeds: int = help_field(3, "seeds s = 0..N-1; seed s sets both the model and the data seed")
+    bounds: str = help_field("", "comma list: the B sweep at --lam (default: the built-in "
+                             "spaces' bounds)")  # fmt: skip
+    lam: float = help_field(0.0, "the binding lambda of the B sweep (0: the built-in spaces'); "
+                            "the ablation compares it with lambda=0 at B=0.1")  # fmt: skip
+    eval_seed: int = help_field(0, "evaluation seed of every point and of the raw reference")
+    records: str = help_field("bench-quality.jsonl", "JSON-lines file of finished rows: "
+                              "appended to, and reused on a rerun ('' to keep nothing)")  # fmt: skip
+    set: tuple[str, ...] = help_field((), "trial config override KEY=VALUE, e.g. --set size=32")
+
+    #: The ablation point: lambda off at this B.
+    lam_off: ClassVar[float] = 0.0
+    lam_bound: ClassVar[float] = 0.1
+
+    def check(self) -> None:
+        """Refuse a bad plan (ValueError naming the flag) before any trial runs."""
+        if self.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.lam < 0:
+            raise ValueError(f"--lam must be > 0 (the ablation runs lambda = 0), got {self.lam}")
+        if len(self.bound_values) < 2:
+            raise ValueError(f"--bounds needs at least two values, got {self.bounds!r}")
+        fixed = sorted({"seed", "data_seed", "eval_seed", "B", "lam"} & set(self.overrides))
+        if fixed:
+            raise ValueError(
+                f"--set {', '.join(fixed)}: the quality bench sets these itself "
+                "(use --seeds, --eval-seed and --bounds)"
+            )
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return {**parse_assignments(self.set), "device": self.device}
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return tuple(range(self.seeds))
+
+    @property
+    def bound_values(self) -> tuple[float, ...]:
+        if not self.bounds:
+            return tuple(BUILTIN_BS)
+        return tuple(float(b) for b in self.bounds.split(",") if b.strip())
+
+    @property
+    def binding_lam(self) -> float:
+        return self.lam or BINDING_LAM
 
     def points(self) -> list[tuple[float, float]]:
-        pts = [(b, self.lam) for b in self.bounds]
+        pts = [(b, self.binding_lam) for b in self.bound_values]
         if (self.lam_bound, self.lam_off) not in pts:
             pts.append((self.lam_bound, self.lam_off))
         return pts
@@ -90,7 +132,7 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
             )
             for b, lam in plan.points()
         ]
-        for s in plan.seeds
+        for s in plan.seed_list
     }
     for group in cfgs.values():
         for cfg in group:
@@ -171,7 +213,7 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
     records = pd.DataFrame(rows)
     attributes = next((r["attributes"] for r in rows if r.get("attributes")), [])
     summary = summarise(records)
-    found = checks(summary, bounds=plan.bounds, lam=plan.lam, lam_off=plan.lam_off,
+    found = checks(summary, bounds=plan.bound_values, lam=plan.binding_lam, lam_off=plan.lam_off,
                    lam_bound=plan.lam_bound)  # fmt: skip
     lines = [
         "| point | seeds | Top-1 | cMAP | F1 | RMS | RMS first/last epoch | seconds |",
@@ -206,7 +248,7 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
     out = {
         "scale": plan.scale,
         "overrides": plan.overrides,
-        "seeds": list(plan.seeds),
+        "seeds": list(plan.seed_list),
         "eval_seed": plan.eval_seed,
         "points": {
             str(p): {k: (None if v != v else v) for k, v in r.items()}
@@ -218,3 +260,21 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
         "total": len(found),
     }
     return "\n".join(lines), out
+
+
+def log(msg: str) -> None:
+    """Progress, on stderr: stdout is the bench's tables."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(plan: QualityPlan, log: Log = log) -> int:
+    """Run (or resume) the quality bench; print its tables and one JSON line."""
+    try:
+        plan.check()
+        rows = run_quality(plan, records=Path(plan.records) if plan.records else None, log=log)
+    except ValueError as e:  # ConfigError included
+        return usage_error(e)
+    table, out = report(plan, rows)
+    print(table)
+    print(json.dumps(out))
+    return 0

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from study.mlflow_server import free_port
+from study.tracking.server import free_port
 
 
 def _binary(name: str) -> str:

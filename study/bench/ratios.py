@@ -1,4 +1,4 @@
-"""``python -m study.bench --ratios``: where a trial's time goes, and what the platform costs.
+"""``python -m study.bench ratios``: where a trial's time goes, and what the platform costs.
 
 1. **A real study** (``python -m study.launch``, Ray and a real MLflow server): ``trials``
    trials of the scale (B spread over the built-in range at b_sweep's lambda), ``concurrent`` at a time
@@ -36,10 +36,61 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainables.log import Log
+from study.bench.speed import timed_steps
+from trainables.config import SCALES, help_field, parse_assignments
+from trainables.log import Log, usage_error
+
+
+@dataclass(frozen=True)
+class RatiosPlan:
+    """Where a trial's time goes and what the platform costs: a real study, the same trials in
+    this process, a bare game loop, and penalty_grid with and without shared stages."""
+
+    scale: str = help_field("default", "trial scale of the timed study", tuple(SCALES))
+    trials: int = help_field(4, "trials of the timed study")
+    concurrency: int = help_field(2, "trials in flight at once (1 CPU each)")
+    bare_steps: int = help_field(60, "timed steps of the bare game loop")
+    sharing_scale: str = help_field("smoke", "time penalty_grid at this scale with and without "
+                                    "shared stages and reuse ('' or none: only estimate the "
+                                    "saving at --scale)")  # fmt: skip
+    study_dir: str = help_field("", "keep the timed study here (default: a temporary folder)")
+    set: tuple[str, ...] = help_field((), "trial config override KEY=VALUE, e.g. --set size=32")
+
+    def check(self) -> None:
+        """Refuse a bad plan (ValueError naming the flag) before any work."""
+        if self.trials < 2 or self.concurrency < 2:
+            raise ValueError(
+                f"--trials and --concurrency must be >= 2 (got {self.trials}, {self.concurrency})"
+            )
+        fixed = sorted({"B", "lam", "seed", "scale"} & set(parse_assignments(self.set)))
+        if fixed:
+            raise ValueError(f"--set {', '.join(fixed)}: the ratios bench sets these itself")
+
+
+def main(plan: RatiosPlan, log: Log) -> int:
+    """Run the ratios bench; print its table and one JSON line."""
+    try:
+        plan.check()
+        out = run_ratios(
+            plan.scale,
+            parse_assignments(plan.set),
+            plan.trials,
+            plan.concurrency,
+            Path(plan.study_dir) if plan.study_dir else None,
+            plan.bare_steps,
+            log,
+            sharing_scale="" if plan.sharing_scale in ("", "none") else plan.sharing_scale,
+        )
+    except (ValueError, RuntimeError) as e:
+        return usage_error(e)
+    print(report(out))
+    print(json.dumps(out))
+    return 0
+
 
 #: Goals of issue 14: (ratio, comparison, bound).
 GOALS = {"overhead": (">=", 0.90), "concurrency": (">=", 1.5), "sharing": ("<=", 0.6)}
@@ -78,11 +129,11 @@ def bare_steps_per_s(scale: str, overrides: dict[str, Any], steps: int, threads:
     pidx = next(batches(n_privacy(data, cfg), cfg.privacy_batch_size, rt.gen, drop_last=True))
     p1, p2 = privacy_samples(data, pidx, cfg, rt)
     flips = data.flip_labels()
-    minimax_step(anon, f_t, f_b, x, y, p1, p2, cfg, rt, opts, flip_labels=flips)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        minimax_step(anon, f_t, f_b, x, y, p1, p2, cfg, rt, opts, flip_labels=flips)
-    return steps / (time.perf_counter() - t0)
+    sec = timed_steps(
+        lambda: minimax_step(anon, f_t, f_b, x, y, p1, p2, cfg, rt, opts, flip_labels=flips),
+        steps, 1, rt.device,
+    )  # fmt: skip
+    return 1.0 / sec
 
 
 def _bare_worker(args: tuple[str, dict[str, Any], int, int]) -> float:

@@ -1,4 +1,4 @@
-"""``python -m study.bench --search --seeds 3``: does the search find the grid's front with
+"""``python -m study.bench search --search-seeds 3``: does the search find the grid's front with
 fewer trials?
 
 It runs the grid space (``penalty_grid``) once, then the search space (``pareto_search``) with
@@ -19,6 +19,7 @@ does one of them rank the trials as their final Top-1 and cMAP do (Spearman)?
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,9 +28,10 @@ from typing import Any
 from analysis.fidelity import early_signal_table, predictive_signals
 from analysis.pareto import FIXED_REFERENCE, hypervolume, hypervolume_curve
 from search_spaces import Range, SearchSpace, get_space
-from study.quality import append_record, load_records
+from study.bench.quality import append_record, load_records
 from study.search import SAMPLERS, build_sampler
-from trainables.log import Log
+from trainables.config import SCALES, help_field, parse_assignments
+from trainables.log import Log, usage_error
 
 #: A trial's configuration values (B, lam, learning rates) -> its row of results.
 Evaluate = Callable[[dict[str, Any]], dict[str, Any]]
@@ -42,23 +44,53 @@ EARLY_SIGNALS = ("early_train_top1", "early_rms", "early_L_T", "early_L_B", "ear
 
 
 @dataclasses.dataclass(frozen=True)
-class SearchBenchPlan:
-    scale: str
-    overrides: dict[str, Any]
-    search_seeds: Sequence[int]
-    samplers: Sequence[str] = ("tpe",)
-    b_scales: Sequence[str] = ("linear",)
-    budget: int = 12
-    concurrency: int = 2
-    grid_space: str = "penalty_grid"
-    search_space: str = "pareto_search"
-    eval_seed: int = 0
+class SearchPlan:
+    """Does the search find the grid's front with fewer trials? The grid once, then the search
+    under each sampler, B scale and search seed, and their hypervolume against the grid's."""
+
+    scale: str = help_field("default", "trial scale of every trial", tuple(SCALES))
+    device: str = help_field("auto", "auto, cpu or cuda[:N]")
+    search_seeds: int = help_field(3, "searches per sampler and B scale, with seeds 0..N-1")
+    samplers: str = help_field("tpe", "comma list of samplers (tpe, gp, nsga2, random)")
+    b_scales: str = help_field("linear", "comma list of B scales: linear, log")
+    budget: int = help_field(12, "trials per search")
+    concurrency: int = help_field(2, "trials in flight at once: a search proposes this many "
+                                  "before it hears back, as Ray runs them")  # fmt: skip
+    eval_seed: int = help_field(0, "evaluation seed of every trial")
+    records: str = help_field("bench-search.jsonl", "JSON-lines file of finished trials, "
+                              "reused on a rerun ('' to keep none)")  # fmt: skip
+    set: tuple[str, ...] = help_field((), "trial config override KEY=VALUE, e.g. --set size=32")
+    grid_space: str = help_field("penalty_grid", "the grid whose front the searches chase")
+    search_space: str = help_field("pareto_search", "the search space")
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return {**parse_assignments(self.set), "device": self.device}
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return tuple(range(self.search_seeds))
+
+    @property
+    def sampler_list(self) -> tuple[str, ...]:
+        return tuple(x.strip() for x in self.samplers.split(",") if x.strip())
+
+    @property
+    def b_scale_list(self) -> tuple[str, ...]:
+        return tuple(x.strip() for x in self.b_scales.split(",") if x.strip())
 
     def check(self) -> None:
         """Refuse a bad plan before any trial runs."""
-        for s in self.samplers:
+        if self.search_seeds < 1:
+            raise ValueError(f"--search-seeds must be >= 1, got {self.search_seeds}")
+        fixed = sorted({"seed", "data_seed", "eval_seed"} & set(self.overrides))
+        if fixed:
+            raise ValueError(
+                f"--set {', '.join(fixed)}: the search bench sets these itself (--eval-seed)"
+            )
+        for s in self.sampler_list:
             SAMPLERS.check(s)
-        bad = sorted(set(self.b_scales) - set(B_SCALES))
+        bad = sorted(set(self.b_scale_list) - set(B_SCALES))
         if bad:
             raise ValueError(f"--b-scales: unknown {bad}; valid: {', '.join(B_SCALES)}")
         if self.budget < 2 or self.concurrency < 1:
@@ -72,7 +104,7 @@ class SearchBenchPlan:
                 f"--grid-space must be a grid and --search-space a search (got "
                 f"{self.grid_space!r}, {self.search_space!r})"
             )
-        if "B" not in search.ranges and "log" in self.b_scales:
+        if "B" not in search.ranges and "log" in self.b_scale_list:
             raise ValueError(f"--b-scales log: {self.search_space} does not search B")
 
 
@@ -131,7 +163,7 @@ class TrialRunner:
     """Runs trials in this process, reusing the records file and one set of shared stages per
     shared key."""
 
-    def __init__(self, plan: SearchBenchPlan, records: Path | None, log: Log) -> None:
+    def __init__(self, plan: SearchPlan, records: Path | None, log: Log) -> None:
         self.plan, self.records, self.log = plan, records, log
         self.done = load_records(records)
         self._shared: dict[str, Any] = {}
@@ -185,7 +217,7 @@ class TrialRunner:
         return row
 
 
-def run_bench(plan: SearchBenchPlan, *, records: Path | None, log: Log) -> dict[str, Any]:
+def run_bench(plan: SearchPlan, *, records: Path | None, log: Log) -> dict[str, Any]:
     """Run (or reuse) the grid and every search; return the figures."""
     import pandas as pd
 
@@ -212,14 +244,14 @@ def run_bench(plan: SearchBenchPlan, *, records: Path | None, log: Log) -> dict[
     distinct = len({r["key"] for r in grid_rows})
     log(f"[grid] {len(points)} trials ({distinct} distinct results): HV = {grid_hv:.4f}")
     runs = []
-    for sampler in plan.samplers:
-        for scale in plan.b_scales:
+    for sampler in plan.sampler_list:
+        for scale in plan.b_scale_list:
             space = search_space
             if "B" in space.ranges:
                 space = dataclasses.replace(
                     space, ranges={**space.ranges, "B": b_range(space, scale)}
                 )
-            for seed in plan.search_seeds:
+            for seed in plan.seed_list:
                 rows = run_search(space, sampler, seed, plan.budget, plan.concurrency, runner, log)
                 h = hv(rows, objectives)
                 runs.append(
@@ -243,8 +275,8 @@ def run_bench(plan: SearchBenchPlan, *, records: Path | None, log: Log) -> dict[
     grid_df = pd.DataFrame(grid_rows).drop_duplicates("key")
     table = early_signal_table(grid_df, [s for s in EARLY_SIGNALS if grid_df[s].notna().all()])
     summary = []
-    for sampler in plan.samplers:
-        for scale in plan.b_scales:
+    for sampler in plan.sampler_list:
+        for scale in plan.b_scale_list:
             rs = [r["ratio"] for r in runs if r["sampler"] == sampler and r["b_scale"] == scale]
             mean = sum(rs) / len(rs)
             summary.append({"sampler": sampler, "b_scale": scale, "mean_ratio": mean,
@@ -319,3 +351,14 @@ def report(out: dict[str, Any]) -> str:
         "signals with |Spearman| >= 0.8 for both: " + (", ".join(pred) if pred else "none")
     )
     return "\n".join(lines)
+
+
+def main(plan: SearchPlan, log: Log) -> int:
+    """Run (or resume) the search bench; print its tables and one JSON line."""
+    try:
+        out = run_bench(plan, records=Path(plan.records) if plan.records else None, log=log)
+    except ValueError as e:  # ConfigError and an unknown sampler included
+        return usage_error(e)
+    print(report(out))
+    print(json.dumps(out))
+    return 0

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from study.mlflow_server import MlflowServer
+from study.tracking.server import MlflowServer
 from trainables.log import Log
 
 #: Restart attempts in a row before the supervisor gives up (the spool keeps the results).
@@ -81,7 +81,8 @@ class ServerSupervisor:
                 return
 
     def _restart(self) -> None:
-        from study import spool, tracking
+        from study.tracking import client as tracking
+        from study.tracking import spool
 
         t0 = time.monotonic()
         for attempt in range(1, MAX_ATTEMPTS + 1):
