@@ -9,6 +9,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +97,7 @@ def _record_timings(plan: StudyPlan, table: Any, fresh: set[str]) -> None:
 
 def _sync_spool(root: Path, c: Any) -> None:
     """Send the writes that trials spooled while the server was down (they stay on failure)."""
-    from study.tracking.client import spool
+    from study.tracking import spool
 
     try:
         spool.sync(root, c, _log)
@@ -154,22 +157,117 @@ def run_study(plan: StudyPlan) -> int:
         lock.release()
 
 
+@dataclass
+class _Outcome:
+    """How the study ends, set by its story and read when its parent run closes."""
+
+    status: str = "FAILED"
+    reason: str = ""
+    exit_code: int = 0
+
+
+@contextmanager
+def _own_server(study: Any) -> Iterator[Any]:
+    """The MLflow server this launcher starts (None with --tracking-uri): recorded in the
+    study dir's lock file while it runs, so that a later launcher can stop a leftover."""
+    from study import lock as study_lock
+    from study.tracking.server import MlflowServer
+
+    if study.tracking_uri:
+        yield None
+        return
+    if study.mlflow_host != "127.0.0.1" and not study.mlflow_auth:
+        _log(
+            f"[study] warning: the MLflow server listens on {study.mlflow_host} with no "
+            "authentication; add --mlflow-auth"
+        )
+    server = MlflowServer(
+        study.root,
+        host=study.mlflow_host,
+        port=study.mlflow_port,
+        backend_uri=study.tracking_backend,
+        auth=study.mlflow_auth,
+    )
+    try:
+        server.start()
+        study_lock.record(study.root, "MLflow server", server.pgid)
+        yield server
+    finally:
+        server.stop()
+        study_lock.forget(study.root, "MLflow server")
+
+
+@contextmanager
+def _supervised(server: Any, root: Path) -> Iterator[Any]:
+    """The watch that restarts our server if it dies (None without our own server)."""
+    from study import lock as study_lock
+    from study.tracking.supervise import ServerSupervisor
+
+    if server is None:
+        yield None
+        return
+    on_restart = lambda s: study_lock.record(root, "MLflow server", s.pgid)  # noqa: E731
+    with ServerSupervisor(server, root, _log, on_restart=on_restart) as supervisor:
+        yield supervisor
+
+
+@contextmanager
+def _parent_run(
+    plan: StudyPlan, uri: str, supervisor: Any, outcome: _Outcome, tags: dict[str, str], t0: float
+) -> Iterator[Any]:
+    """The study's parent run, opened (or reopened on --resume) with the spooled writes of an
+    earlier attempt synced; closed with ``outcome``'s status, its unfinished trial runs marked
+    KILLED, whatever happens. Yields (client, experiment id, parent run id)."""
+    from study.tracking import client as tracking
+
+    study = plan.study
+    c = tracking.client(uri)
+    _sync_spool(study.root, c)  # writes an earlier attempt could not send
+    exp_id = tracking.experiment_id(c, study.experiment_name)
+    parent = tracking.parent_run(
+        c,
+        exp_id,
+        study.experiment_name,
+        resume=study.resume,
+        params=_parent_params(plan),
+        tags=tags,
+    )
+    try:
+        yield c, exp_id, parent
+    finally:
+        if supervisor is not None:
+            supervisor.wait_up()
+        _sync_spool(study.root, c)
+        if supervisor is not None and supervisor.restarts:
+            tracking.log_metrics(
+                c,
+                parent,
+                {
+                    "study/server_restarts": len(supervisor.restarts),
+                    "study/server_restart_seconds_max": max(supervisor.restarts),
+                },
+            )
+        n = tracking.close_unfinished_children(
+            c, exp_id, parent, outcome.reason or "the study ended first"
+        )
+        if n:
+            _log(f"[study] marked {n} unfinished trial run(s) KILLED")
+        tracking.log_metrics(c, parent, {"study/seconds": time.time() - t0})
+        tracking.end_run(c, parent, outcome.status, outcome.reason)
+
+
 def _run_locked(plan: StudyPlan) -> int:
+    """The study's story: Ray, our MLflow server and its watch, the parent run, the shared
+    stages, the trials, the report. One ``ExitStack`` entry per resource, released in reverse:
+    the parent run is closed, Ray stops (no trial writes after that), the watch ends, the
+    server stops."""
     from study import cluster
 
     cluster.configure_environment(plan.study)
-    from ray import tune
-
-    from study import lock as study_lock
     from study import preflight, record, summary
     from study.report import write_and_log
-    from study.summary import print_summary, results_table
+    from study.summary import print_summary
     from study.tracking import client as tracking
-    from study.tracking import parent as parent_run
-    from study.tracking.server import MlflowServer
-    from study.tracking.supervise import ServerSupervisor
-    from study.trainable import StudyContext, run_tune_trial
-    from study.tuner import make_tuner
 
     study = plan.study
     problem = _check_study_dir(plan)
@@ -179,133 +277,95 @@ def _run_locked(plan: StudyPlan) -> int:
     if not study.resume:
         record.write(plan)
     t0 = time.time()
-    server = None
-    if not study.tracking_uri:
-        server = MlflowServer(
-            study.root,
-            host=study.mlflow_host,
-            port=study.mlflow_port,
-            backend_uri=study.tracking_backend,
-            auth=study.mlflow_auth,
-        )
-        if study.mlflow_host != "127.0.0.1" and not study.mlflow_auth:
-            _log(
-                f"[study] warning: the MLflow server listens on {study.mlflow_host} with no "
-                "authentication; add --mlflow-auth"
-            )
-    status, reason, table, report = "FAILED", "", None, None
-    c = parent = exp_id = None
+    outcome = _Outcome()
+    table = report = exp_id = None
     uri = study.tracking_uri
-    interrupted = 0
-    supervisor: ServerSupervisor | None = None
-    try:
-        cluster.init_ray(study)
-        signal.signal(signal.SIGTERM, _on_sigterm)  # ray.init installs its own (sys.exit)
-        import ray
-
+    with ExitStack() as stack:
         try:
-            preflight.check_cluster_resources(study, ray.nodes())
-        except ValueError as e:
-            return usage_error(e)
-        if server is not None:
-            uri = server.start().uri
-            study_lock.record(study.root, "MLflow server", server.pgid)
-            supervisor = ServerSupervisor(
-                server,
-                study.root,
-                _log,
-                on_restart=lambda s: study_lock.record(study.root, "MLflow server", s.pgid),
-            ).__enter__()
-        _log(f"[study] MLflow tracking server: {uri}")
-        c = tracking.client(uri)
-        _sync_spool(study.root, c)  # writes an earlier attempt could not send
-        exp_id = tracking.experiment_id(c, study.experiment_name)
-        prov = tracking.provenance()
-        parent = tracking.parent_run(
-            c,
-            exp_id,
-            study.experiment_name,
-            resume=study.resume,
-            params=_parent_params(plan),
-            tags=prov,
-        )
-        _log(f"[study] runs table: {tracking.runs_url(uri, exp_id)}")
-        _log(f"[study] {plan.space.name}: {plan.num_trials} trials, parent run {parent}")
-        computed = cluster.compute_shared(plan, _log)
-        fresh = {str(s["init_key"]) for s in computed if s["computed"]}
-        if any(s["computed"] for s in computed) or not study.resume:
-            parent_run.log_shared(c, parent, plan)
-        ctx = StudyContext(
-            root=str(study.root),
-            tracking_uri=uri,
-            experiment_id=exp_id,
-            parent_run_id=parent,
-            reuse=not study.no_reuse,
-            tags=prov,
-            private_stages=study.private_stages,
-        )
-        trainable = tune.with_resources(
-            tune.with_parameters(run_tune_trial, ctx=ctx),
-            {"cpu": study.cpus_per_trial, "gpu": study.gpus_per_trial},
-        )
-        table = results_table(make_tuner(plan, trainable, _log).fit())
-        if not study.private_stages:  # its trials' seconds hold their shared stages too
-            _record_timings(plan, table, fresh)
-        if supervisor is not None:
-            supervisor.wait_up()
-        _sync_spool(study.root, c)  # the report reads what the trials recorded
-        if (table["status"] == "done").any():
-            try:  # the trials are recorded either way: a failed report does not fail the study
-                out = study.root / "report"
-                # Our own server stops with the study: the text names the `mlflow ui` we print.
-                served = summary.UI_URI if server is not None else uri
-                report = write_and_log(
-                    study.experiment_name, uri, out, parent=parent, log=_log, served_at=served
-                )[0]
-            except Exception as e:
-                _log(f"[study] the report could not be written: {type(e).__name__}: {e}")
-        status, reason = _status(table)
-    except KeyboardInterrupt:  # SIGINT or SIGTERM: close up, then say how to go on
-        status, reason = "KILLED", _interrupted(study)
-        interrupted = 143 if "SIGTERM" in reason else 130
-    except BaseException as e:
-        status, reason = "FAILED", f"{type(e).__name__}: {e}"
-        raise
-    finally:
-        if supervisor is not None:
-            supervisor.wait_up()
-        if c is not None:
-            _sync_spool(study.root, c)
-        if c is not None and parent is not None:
-            if supervisor is not None and supervisor.restarts:
-                tracking.log_metrics(
-                    c,
-                    parent,
-                    {
-                        "study/server_restarts": len(supervisor.restarts),
-                        "study/server_restart_seconds_max": max(supervisor.restarts),
-                    },
-                )
-            n = tracking.close_unfinished_children(
-                c, exp_id, parent, reason or "the study ended first"
-            )
-            if n:
-                _log(f"[study] marked {n} unfinished trial run(s) KILLED")
-            tracking.log_metrics(c, parent, {"study/seconds": time.time() - t0})
-            tracking.end_run(c, parent, status, reason)
-        cluster.shutdown_ray()
-        if supervisor is not None:
-            supervisor.stop()
-        if server is not None:
-            server.stop()
-            study_lock.forget(study.root, "MLflow server")
+            cluster.init_ray(study)
+            stack.callback(cluster.shutdown_ray)  # last, in case nothing after it started
+            signal.signal(signal.SIGTERM, _on_sigterm)  # ray.init installs its own (sys.exit)
+            import ray
 
-    print_summary(plan, table, uri, exp_id, server is not None, status, time.time() - t0)
+            try:
+                preflight.check_cluster_resources(study, ray.nodes())
+            except ValueError as e:
+                return usage_error(e)
+            server = stack.enter_context(_own_server(study))
+            uri = server.uri if server is not None else uri
+            supervisor = stack.enter_context(_supervised(server, study.root))
+            _log(f"[study] MLflow tracking server: {uri}")
+            stack.callback(cluster.shutdown_ray)  # before the watch and the server stop
+            tags = tracking.provenance()
+            c, exp_id, parent = stack.enter_context(
+                _parent_run(plan, uri, supervisor, outcome, tags, t0)
+            )
+            _log(f"[study] runs table: {tracking.runs_url(uri, exp_id)}")
+            _log(f"[study] {plan.space.name}: {plan.num_trials} trials, parent run {parent}")
+            table = _run_trials(plan, uri, c, exp_id, parent, tags)
+            if supervisor is not None:
+                supervisor.wait_up()
+            _sync_spool(study.root, c)  # the report reads what the trials recorded
+            if (table["status"] == "done").any():
+                try:  # the trials are recorded either way: a failed report does not fail it
+                    # Our own server stops with the study: the text names the `mlflow ui` we print.
+                    served = summary.UI_URI if server is not None else uri
+                    report = write_and_log(
+                        study.experiment_name, uri, study.root / "report", parent=parent,
+                        log=_log, served_at=served,
+                    )[0]  # fmt: skip
+                except Exception as e:
+                    _log(f"[study] the report could not be written: {type(e).__name__}: {e}")
+            outcome.status, outcome.reason = _status(table)
+        except KeyboardInterrupt:  # SIGINT or SIGTERM: close up, then say how to go on
+            outcome.status, outcome.reason = "KILLED", _interrupted(study)
+            outcome.exit_code = 143 if "SIGTERM" in outcome.reason else 130
+        except BaseException as e:
+            outcome.status, outcome.reason = "FAILED", f"{type(e).__name__}: {e}"
+            raise
+    own = not study.tracking_uri
+    print_summary(plan, table, uri, exp_id, own, outcome.status, time.time() - t0)
     if report is not None:
         print(f"Report: {report}")
-    if interrupted:
-        return interrupted
-    return 0 if status == "FINISHED" else 1
+    if outcome.exit_code:
+        return outcome.exit_code
+    return 0 if outcome.status == "FINISHED" else 1
+
+
+def _run_trials(
+    plan: StudyPlan, uri: str, c: Any, exp_id: str, parent: str, tags: dict[str, str]
+) -> Any:
+    """The shared stages (as Ray tasks), then every trial on Ray Tune; the results table."""
+    from ray import tune
+
+    from study import cluster
+    from study.summary import results_table
+    from study.tracking import parent as parent_run
+    from study.trainable import StudyContext, run_tune_trial
+    from study.tuner import make_tuner
+
+    study = plan.study
+    computed = cluster.compute_shared(plan, _log)
+    fresh = {str(s["init_key"]) for s in computed if s["computed"]}
+    if any(s["computed"] for s in computed) or not study.resume:
+        parent_run.log_shared(c, parent, plan)
+    ctx = StudyContext(
+        root=str(study.root),
+        tracking_uri=uri,
+        experiment_id=exp_id,
+        parent_run_id=parent,
+        reuse=not study.no_reuse,
+        tags=tags,
+        private_stages=study.private_stages,
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(run_tune_trial, ctx=ctx),
+        {"cpu": study.cpus_per_trial, "gpu": study.gpus_per_trial},
+    )
+    table = results_table(make_tuner(plan, trainable, _log).fit())
+    if not study.private_stages:  # its trials' seconds hold their shared stages too
+        _record_timings(plan, table, fresh)
+    return table
 
 
 def _import_space_module(name: str) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from analysis.report import build_parser, options, report_from_mlflow, source_and_out
+from study.tracking import client as tracking
 from study.tracking import parent as parent_run
 from study.tracking.chosen import log_chosen
-from study.tracking.client import client as tracking
 from trainables.log import usage_error
 
 

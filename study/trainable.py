@@ -76,7 +76,7 @@ def run_tune_trial(config: dict[str, Any], ctx: StudyContext) -> None:
 
     from study.replicates import seeded
     from study.reuse import load_result
-    from study.tracking.client import client as tracking
+    from study.tracking import client as tracking
     from study.tracking.spool import SpoolingClient
     from trainables.config import from_dict
     from trainables.data.load import load_data
@@ -188,7 +188,7 @@ def _train(
 
     from study.reuse import save_result
     from study.shared import ensure_shared, load_shared
-    from study.tracking.client import client as tracking
+    from study.tracking import client as tracking
     from trainables.trial import run_trial
 
     root = Path(ctx.root)
@@ -244,7 +244,7 @@ def stage_metrics(stages: dict[str, float], data: float, total: float) -> dict[s
 def _log_missing_epochs(c: Any, run_id: str, history: list[dict[str, float]]) -> int:
     """Log the ``train/*`` rows of ``history`` (epoch i + 1 at row i) whose step MLflow does not
     have yet; return how many epochs were logged."""
-    from study.tracking.client import client as tracking
+    from study.tracking import client as tracking
 
     if not history:
         return 0
@@ -266,7 +266,7 @@ def _log_stored(
     Every number is what this trial would have computed, except the ``L_penalty`` curve, a
     diagnostic that depends on B (the penalty is weighted by lambda = 0 when inert): it is left
     out when the source ran at another B."""
-    from study.tracking.client import client as tracking
+    from study.tracking import client as tracking
     from trainables.models.build import anonymizer_for
 
     for epoch, row in enumerate(stored.history, start=1):
@@ -296,8 +296,8 @@ def _log_outcome(
     anonymizer: Anonymizer,
 ) -> None:
     """Log a trial's final metrics, per-attribute AP and artifacts to its run."""
+    from study.tracking import client as tracking
     from study.tracking.artifacts import write_trial_files
-    from study.tracking.client import client as tracking
     from trainables.models.anon_base import fits
     from trainables.models.anonymizers import family, setting, shown_knobs
 

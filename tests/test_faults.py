@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from study.lock import StudyLock, record, stop_leftovers
-from study.tracking.client import spool
+from study.tracking import spool
 from study.tracking.server import MlflowServer
 from tests.study_helpers import figure as _figure
 from tests.study_helpers import launch_args, runs
@@ -332,7 +332,7 @@ def test_spooled_writes_arrive_once_when_the_server_is_back(tmp_path, monkeypatc
     even when a replay is repeated (as after a sync cut short by a kill)."""
     from mlflow.entities import Param
 
-    from study.tracking.client import client as tracking
+    from study.tracking import client as tracking
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     root = tmp_path / "study"

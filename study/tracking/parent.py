@@ -8,7 +8,7 @@ from typing import Any
 
 from study.plan import StudyPlan
 from study.shared import load_calibration, load_shared
-from study.tracking.client import client as tracking
+from study.tracking import client as tracking
 from trainables.evaluation.calibration import table
 
 
