@@ -144,8 +144,9 @@ def test_the_cross_model_table_has_the_raw_reference_and_each_configuration(tmp_
     from mlflow.tracking import MlflowClient
 
     from analysis.load import trials_from_mlflow
-    from analysis.report import analyse, summary_markdown
+    from analysis.render import summary_markdown
     from analysis.robustness import models_of, robustness_table
+    from analysis.summary import analyse
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = MlflowClient(uri)

@@ -377,7 +377,8 @@ def test_family_summaries_fronts_and_owners():
 
 
 def test_the_report_draws_every_family_and_filters_one(tmp_path):
-    from analysis.report import analyse, only_family, summary_markdown, write_report
+    from analysis.render import summary_markdown, write_report
+    from analysis.summary import analyse, only_family
 
     trials = _family_configs().assign(seed=0, run_id=[f"r{i}" for i in range(11)],
                                       raw_top1=1.0, raw_cmap=0.85, raw_f1=0.6, f1=0.5, rms=0.1)  # fmt: skip

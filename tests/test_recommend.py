@@ -15,7 +15,8 @@ from analysis.recommend import (
     recommend,
     sanity_warnings,
 )
-from analysis.report import analyse, summary_markdown
+from analysis.render import summary_markdown
+from analysis.summary import analyse
 from trainables.evaluation.metrics import chance_cmap, chance_top1
 
 
@@ -127,7 +128,7 @@ def test_the_report_says_when_the_penalty_did_not_bind():
 
 
 def test_the_report_shows_the_init_point_beside_the_raw_reference(tmp_path):
-    from analysis.report import write_report
+    from analysis.render import write_report
 
     df = _runs({(0.1, 10.0): [(0.9, 0.7), (0.92, 0.72)], (0.2, 10.0): [(0.8, 0.6), (0.82, 0.6)]})
     assert analyse(df).init is None

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.report import analyse, write_report
+from analysis.render import write_report
+from analysis.summary import analyse
 
 
 def _trials(n: int = 14, seed: int = 0) -> pd.DataFrame:
