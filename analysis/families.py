@@ -63,9 +63,9 @@ def summarise(
                 family=fam,
                 configurations=len(g),
                 hypervolume=hypervolume(g, reference=reference),
-                front=[int(i) for i in front.index],  # type: ignore[call-overload]
-                ideal=int(rank_ideal_distance(g).index),  # type: ignore[call-overload]
-                topsis=int(rank_topsis(g).index),  # type: ignore[call-overload]
+                front=[int(i) for i in front.index],
+                ideal=int(rank_ideal_distance(g).index),
+                topsis=int(rank_topsis(g).index),
                 on_overall_front=int(g["on_front"].sum()) if "on_front" in g else 0,
                 best_top1_private=float(private["top1"].max()) if len(private) else float("nan"),
             )

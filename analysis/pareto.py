@@ -42,7 +42,7 @@ def pareto_front(df: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES) 
         return np.zeros(0, dtype=bool)
     no_worse = (x[:, None, :] <= x[None, :, :]).all(axis=2)  # [j, i]: j at least as good as i
     better = (x[:, None, :] < x[None, :, :]).any(axis=2)  # [j, i]: j strictly better somewhere
-    dominated = (no_worse & better).any(axis=0)
+    dominated = np.asarray((no_worse & better).any(axis=0), dtype=bool)
     return ~dominated
 
 

@@ -181,10 +181,10 @@ def families_scatter(
             line=dict(shape="hv", color="black"), hoverinfo="skip",
         )
     )  # fmt: skip
-    for row, how in zip(overall, ("ideal distance", "TOPSIS"), strict=True):
+    for pick, how in zip(overall, ("ideal distance", "TOPSIS"), strict=True):
         fig.add_trace(
             go.Scatter(
-                x=[configs.loc[row, "top1"]], y=[configs.loc[row, "cmap"]], mode="markers",
+                x=[configs.loc[pick, "top1"]], y=[configs.loc[pick, "cmap"]], mode="markers",
                 name=f"overall pick ({how})",
                 marker=dict(size=20, color="gold", symbol="star", line=dict(width=1)),
             )

@@ -4,7 +4,7 @@ Pareto front. Pure functions over a DataFrame of trials."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,8 @@ class Choice(NamedTuple):
     """The sweet spot a ranking method picked."""
 
     method: str
-    index: object  # the DataFrame index of the chosen row
+    # The DataFrame index of the chosen row (a field named like tuple.index, which it hides).
+    index: Any
     score: float
     B: float | None
     lam: float | None

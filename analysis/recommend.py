@@ -107,7 +107,7 @@ def indistinguishable(
             and _interval(c, m)[0] <= _interval(row, m)[1]
             for m in objectives
         ):
-            out.append(int(i))  # type: ignore[arg-type]
+            out.append(int(i))
     return out
 
 
@@ -120,7 +120,7 @@ def recommend(configs: pd.DataFrame, objectives: Objectives = DEFAULT_OBJECTIVES
         chosen=chosen,
         topsis=topsis,
         run_id=run_id,
-        indistinct=indistinguishable(configs, int(chosen.index), objectives),  # type: ignore[arg-type]
+        indistinct=indistinguishable(configs, int(chosen.index), objectives),
         seeds=int(configs["n"].min()) if "n" in configs else 1,
     )
 
@@ -202,12 +202,12 @@ def penalty_warnings(trials: pd.DataFrame, slack: float = RMS_SLACK) -> list[str
     over = unbound(trials, slack)
     if len(over):
         worst = (over["rms"] - over["B"]).max()
-        bs = ", ".join(f"{b:g}" for b in sorted(set(over["B"].astype(float))))
+        over_bs = ", ".join(f"{b:g}" for b in sorted(set(over["B"].astype(float))))
         lams = ", ".join(f"{v:g}" for v in sorted(set(over["lam"].astype(float))))
         out.append(
             f"The penalty did not bind in {len(over)} of {len(_penalised(trials))} penalised "
             f"trials: their mean RMS on the test clips exceeds B + {slack:g} (by up to "
-            f"{worst:.3f}; B in {bs}; λ in {lams}). The bound was not what shaped those results; "
+            f"{worst:.3f}; B in {over_bs}; λ in {lams}). The bound was not what shaped those results; "
             "a larger λ holds it."
         )
     return out

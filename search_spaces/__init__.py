@@ -8,7 +8,7 @@ study launcher turns a :class:`SearchSpace` into Ray Tune objects.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +58,8 @@ class SearchSpace:
     def combinations(self, axes: dict[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
         """The one grid expander: every combination of the values of ``axes`` (the grid's by
         default), each with each point, over the fixed values (the seeds not included)."""
-        axes = self.grid if axes is None else axes
-        grid = [dict(zip(axes, vs, strict=True)) for vs in itertools.product(*axes.values())]
+        chosen: Mapping[str, Sequence[Any]] = self.grid if axes is None else axes
+        grid = [dict(zip(chosen, vs, strict=True)) for vs in itertools.product(*chosen.values())]
         return [{**self.fixed, **g, **p} for g in grid for p in (self.points or [{}])]
 
 

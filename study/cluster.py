@@ -3,6 +3,7 @@ loopback on one machine), and the shared stages computed as Ray tasks."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -39,14 +40,14 @@ def init_ray(study: StudyConfig) -> None:
     if ray.is_initialized():
         return
     if study.address:
-        ray.init(address=study.address, log_to_driver=True, logging_level="WARNING")
+        ray.init(address=study.address, log_to_driver=True, logging_level=logging.WARNING)
     else:
         # configure_environment made the node address 127.0.0.1.
         ray.init(
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             log_to_driver=True,
-            logging_level="WARNING",
+            logging_level=logging.WARNING,
         )
 
 

@@ -119,9 +119,9 @@ def plan_study(study: StudyConfig) -> StudyPlan:
     _check_study(study)
     space = with_grid(get_space(study.space), parse_grid(study.grid))
     assigned = parse_assignments(study.set)
-    owned = [f"--set {k}: use {STUDY_OWNED[k]} instead" for k in assigned if k in STUDY_OWNED]
-    if owned:
-        raise ValueError("; ".join(owned))
+    misplaced = [f"--set {k}: use {STUDY_OWNED[k]} instead" for k in assigned if k in STUDY_OWNED]
+    if misplaced:
+        raise ValueError("; ".join(misplaced))
     if study.num_samples and not space.is_search:
         raise ValueError(
             f"--num-samples: {space.name} is a grid of {space.num_trials()} points, each run "

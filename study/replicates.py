@@ -22,7 +22,7 @@ TRIAL_INDEX = "__trial_index__"
 
 
 #: The data seed of a config that does not set one (TrialConfig's default).
-DEFAULT_DATA_SEED: int = TrialConfig.__dataclass_fields__["data_seed"].default
+DEFAULT_DATA_SEED: int = TrialConfig().data_seed
 
 
 #: The key of a space's explicit point (``SearchSpace.points``) in a Ray trial's config.
@@ -56,7 +56,7 @@ def repeater(searcher: Any, seeds: int) -> Any:
 
     class _MultiObjectiveRepeater(Repeater):
         def on_trial_complete(
-            self, trial_id: str, result: dict | None = None, **kwargs: Any
+            self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs: Any
         ) -> None:
             group = self._trial_id_to_group.get(trial_id)
             if group is None:
@@ -66,13 +66,15 @@ def repeater(searcher: Any, seeds: int) -> Any:
             row = tuple(float((result or {}).get(n, np.nan)) for n in names)
             group.report(trial_id, row)
             runs = self.__dict__.setdefault("_run_ids", {}).setdefault(group.primary_trial_id, [])
-            if (result or {}).get("mlflow_run_id"):
+            if result and result.get("mlflow_run_id"):
                 runs.append(str(result["mlflow_run_id"]))
             if group.finished_reporting():
                 mean = np.nanmean(np.array(group.scores(), dtype=float), axis=0)
                 averaged: dict[str, Any] = {n: float(v) for n, v in zip(names, mean, strict=True)}
                 if runs:  # the runs of every seed, for the searcher's records
                     averaged["mlflow_run_id"] = ",".join(runs)
-                self.searcher.on_trial_complete(group.primary_trial_id, result=averaged, **kwargs)
+                self.searcher.on_trial_complete(
+                    group.primary_trial_id, result=averaged, error=error, **kwargs
+                )
 
     return _MultiObjectiveRepeater(searcher, repeat=seeds)

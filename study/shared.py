@@ -43,7 +43,7 @@ def init_point_path(root: Path, cfg: TrialConfig) -> Path:
     return Path(root) / "shared" / f"initpoint-{shared_key(cfg)}.json"
 
 
-def _atomic(path: Path, write) -> None:  # type: ignore[no-untyped-def]
+def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     write(tmp)

@@ -40,7 +40,7 @@ NAMED = ("scale", "dataset", "anonymizer", "anon_encoder", "action_model", "priv
 def cost_key(cfg: TrialConfig) -> str:
     """What a trial's cost depends on: every field that changes what it computes, except B,
     lambda, the seed and the knobs of the fixed families (none changes the work)."""
-    knobs = {
+    knobs: dict[str, Any] = {
         f.name: f.default
         for f in dataclasses.fields(TrialConfig)
         if f.name in FAMILY_FIELDS and not FAMILIES[FAMILY_FIELDS[f.name]].plays_game

@@ -213,6 +213,8 @@ def _train(
 
     result = run_trial(cfg, data=data, shared=shared, on_epoch=on_epoch, resume=resume, log=log)
     final = {k: float(getattr(result, k)) for k in FINAL_METRICS} | result.init_metrics()
+    if result.anonymizer is None:
+        raise RuntimeError("run_trial returned no anonymizer to record")
     _log_outcome(
         c, run_id, cfg, data, {**final, **result.model_metrics()}, result.ap, result.anonymizer
     )

@@ -36,7 +36,7 @@ def tune_config(plan: StudyPlan) -> Any:
     # A trial runs in the process its slot's previous trial ran in: it skips starting Python
     # and importing torch, MLflow and the models (about 5 s a trial here). Each trial builds
     # its own models, data and seeds, so nothing carries over but the imports.
-    slots = {"max_concurrent_trials": study.max_concurrent, "reuse_actors": True}
+    slots: dict[str, Any] = {"max_concurrent_trials": study.max_concurrent, "reuse_actors": True}
     if not space.is_search:
         return TuneConfig(**slots)
     import optuna

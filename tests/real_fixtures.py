@@ -60,7 +60,9 @@ def make_ucf101(root: Path) -> list[tuple[str, str]]:
     (lists / "classInd.txt").write_text(
         "".join(f"{i} {c}\n" for i, c in enumerate(UCF_CLASSES, start=1))
     )
-    train, test, videos = [], [], []
+    train: list[str] = []
+    test: list[str] = []
+    videos: list[tuple[str, str]] = []
     for i, c in enumerate(UCF_CLASSES, start=1):
         for g in (1, 2, 3):
             rel = f"{c}/v_{c}_g0{g}_c01.avi"

@@ -194,14 +194,14 @@ def test_dry_run_prints_the_trials_sharing_reuse_and_time_and_starts_nothing(tmp
     other = _plan("--set", "minimax_epochs=1").trials[0]
     assert cost_key(cfg) == cost_key(_plan().trials[7])  # another B and lambda
     assert cost_key(cfg) != cost_key(other)
-    rows = [
+    timing_rows = [
         {"host": socket.gethostname(), "key": cost_key(other), "shared_seconds": 1.0,
          "trial_seconds": 1.0},
         {"host": socket.gethostname(), "key": cost_key(cfg), "shared_seconds": 100.0,
          "trial_seconds": 60.0},
         {"host": "elsewhere", "key": cost_key(cfg), "shared_seconds": 1.0, "trial_seconds": 1.0},
     ]  # fmt: skip
-    (tmp_path / "timings.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    (tmp_path / "timings.jsonl").write_text("".join(json.dumps(x) + "\n" for x in timing_rows))
     r = subprocess.run(
         [*args, "--max-concurrent", "1"], capture_output=True, text=True, timeout=120
     )

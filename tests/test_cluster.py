@@ -83,7 +83,7 @@ def two_hosts():
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():

@@ -343,6 +343,7 @@ def test_spooled_writes_arrive_once_when_the_server_is_back(tmp_path, monkeypatc
         sc = spool.SpoolingClient(c, root, run, log=print)
         tracking.log_metrics(sc, run, {"train/L_A": 1.0}, step=1)  # the server is up: sent
         os.killpg(server.pgid, signal.SIGKILL)
+        assert server.proc is not None
         server.proc.wait(timeout=30)
         for step in (2, 3):
             tracking.log_metrics(sc, run, {"train/L_A": 1.0 / step, "top1": 0.5}, step=step)
@@ -367,12 +368,12 @@ def test_spooled_writes_arrive_once_when_the_server_is_back(tmp_path, monkeypatc
         assert sorted(a.path for a in c.list_artifacts(run)) == ["anon.pt", "skipped_files.txt"]
         # A spooled write that the server refuses is set aside, and does not block the rest.
         bad = spool.spool_dir(root) / f"{run}.jsonl"
-        rows = [
+        bad_rows = [
             {"op": "log_batch", "run_id": run, "params": [["p0", "a"]]},
             {"op": "log_batch", "run_id": run, "params": [["p0", "b"]]},  # p0 changed: refused
             {"op": "set_tag", "run_id": run, "key": "after", "value": "yes"},
         ]
-        bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        bad.write_text("".join(json.dumps(r) + "\n" for r in bad_rows))
         assert spool.sync(root, c, print) == 2 and not spool.pending(root)
         assert c.get_run(run).data.tags["after"] == "yes"
         assert "p0" in bad.with_suffix(".rejected").read_text()

@@ -85,6 +85,7 @@ def test_a_study_on_postgresql_keeps_its_password_out_of_every_record(tmp_path, 
     try:
         c = MlflowClient(postgres.uri)
         exp = c.get_experiment_by_name("pareto_search")
+        assert exp is not None
         found = c.search_runs([exp.experiment_id])
         parents = [x for x in found if x.data.tags.get("study.role") == "parent"]
         children = [x for x in found if x.data.tags.get("study.role") == "trial"]

@@ -61,6 +61,7 @@ def _anon_grad(bound: float, shift: float) -> float:
     w = torch.full((1, 3, 1, 1), shift, requires_grad=True)
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5
     losses.penalty(x, x + w, bound).backward()
+    assert w.grad is not None
     return float(w.grad.norm())
 
 
@@ -99,7 +100,10 @@ def test_chance_level_is_the_loss_of_indistinguishable_embeddings():
     above = torch.tensor(losses.nt_xent_chance(n) + 1.0, requires_grad=True)
     clamped = losses.clamp_at_chance(above, n)
     clamped.backward()
+    assert above.grad is not None
     assert clamped.item() == pytest.approx(losses.nt_xent_chance(n)) and above.grad.item() == 0.0
     below = torch.tensor(1.0, requires_grad=True)
     losses.clamp_at_chance(below, n).backward()
-    assert below.grad.item() == 1.0  # below chance, f_A still gains by raising L_B
+    assert (
+        below.grad is not None and below.grad.item() == 1.0
+    )  # below chance, f_A still gains by raising L_B

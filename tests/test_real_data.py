@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from trainables.data.datasets.sources import read_source
 from trainables.data.load import DATASETS, load_data
 from trainables.trial import run_trial
 
-QUIET = dict(log=lambda m: None)
+QUIET: dict[str, Any] = dict(log=lambda m: None)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_a_split_file_naming_a_missing_video_is_an_error_naming_it(roots, tmp_pa
     with pytest.raises(DatasetError, match="v_Basketball_g02_c01.avi, which does not exist"):
         read_source("ucf101", cfg)
     # In a trial, before anything trains.
-    logs = []
+    logs: list[str] = []
     with pytest.raises(DatasetError, match="v_Basketball_g02_c01.avi"):
         run_trial(cfg, log=logs.append)
     assert not any("[identity]" in m for m in logs)

@@ -122,8 +122,10 @@ def test_browser_renders_one_marker_per_trial(tmp_path):
         "--virtual-time-budget=15000",
     ]
     url = (tmp_path / "report.html").as_uri()
+    exe = _chromium()
+    assert exe is not None  # the skipif above
     dom = subprocess.run(
-        [_chromium(), *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180
+        [exe, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180
     ).stdout
     start = dom.index('id="fig-pareto"')
     end = dom.index('id="fig-', start + 10)
@@ -137,7 +139,7 @@ def test_browser_renders_one_marker_per_trial(tmp_path):
     shot_dir.mkdir(parents=True, exist_ok=True)
     shot = shot_dir / "report.png"
     subprocess.run(
-        [_chromium(), *flags, f"--screenshot={shot.resolve()}", "--window-size=1200,1600", url],
+        [exe, *flags, f"--screenshot={shot.resolve()}", "--window-size=1200,1600", url],
         capture_output=True,
         timeout=180,
     )

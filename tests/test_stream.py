@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from typing import Any
 
 import pytest
 import torch
@@ -27,6 +28,12 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory):
     return make_all(tmp_path_factory.mktemp("real"))
+
+
+def _stream(px: object) -> ClipStream:
+    """A set's pixels that must be a stream (the clip store these tests choose)."""
+    assert isinstance(px, ClipStream), type(px)
+    return px
 
 
 def _cfg(roots, dataset="ucf101-vispr1", **kw):
@@ -63,19 +70,23 @@ def test_streamed_test_clips_equal_the_in_memory_ones(roots):
     memory = load_data(_cfg(roots, clip_store="memory"), log=lambda m: None).action_test
     assert isinstance(memory.clips, torch.Tensor)
     assert torch.equal(streamed.labels, memory.labels)
+    assert streamed.video is not None and memory.video is not None
     assert torch.equal(streamed.video, memory.video)
     _, x = _read(streamed.clips, 0, len(streamed.clips))
     assert torch.equal(x.mul(255).round().to(torch.uint8), memory.clips)
 
 
 def test_persistent_workers_serve_every_pass(roots):
-    stream = load_data(_cfg(roots, workers=2), log=lambda m: None).action_train.clips
+    stream = _stream(load_data(_cfg(roots, workers=2), log=lambda m: None).action_train.clips)
     _read(stream, 1, len(stream))
-    it = stream._loader._iterator
+    assert stream._loader is not None
+    it: Any = stream._loader._iterator  # the DataLoader's private multiprocess iterator
     pids = [w.pid for w in it._workers]
     next(fetch(stream, batches(len(stream), 2, None), CPU, epoch=2))  # a pass left unfinished
     _read(stream, 3, len(stream))
-    assert stream._loader._iterator is it and [w.pid for w in it._workers] == pids
+    assert stream._loader is not None
+    same = stream._loader._iterator is it
+    assert same and [w.pid for w in it._workers] == pids
     assert all(w.is_alive() for w in it._workers)
 
 
@@ -86,7 +97,7 @@ def test_a_video_that_breaks_after_the_probe_is_left_out_and_logged(roots, tmp_p
     shutil.copytree(roots.ucf101, ucf)
     logs: list[str] = []
     cfg = dataclasses.replace(_cfg(roots, workers=2), ucf101_root=str(ucf))
-    stream = load_data(cfg, log=logs.append).action_train.clips
+    stream = _stream(load_data(cfg, log=logs.append).action_train.clips)
     victim = stream.paths[1]
     victim.write_bytes(b"truncated")
     rows, x = _read(stream, 1, len(stream))
@@ -98,7 +109,7 @@ def test_a_video_that_breaks_after_the_probe_is_left_out_and_logged(roots, tmp_p
 
 
 def test_an_anonymized_stream_runs_f_a_on_each_batch_and_records_rms(roots):
-    stream = load_data(_cfg(roots), log=lambda m: None).action_test.clips
+    stream = _stream(load_data(_cfg(roots), log=lambda m: None).action_test.clips)
     _, raw = _read(stream, 0, len(stream))
     ident = Anonymized(stream, build_anonymizer("identity"), contextlib.nullcontext)
     _, same = _read(ident, 0, len(stream))
@@ -133,7 +144,7 @@ def test_a_trial_counts_the_files_that_broke_while_it_ran(roots, tmp_path):
     shutil.copytree(roots.ucf101, ucf)
     cfg = _cfg(roots, ucf101_root=str(ucf))
     data = load_data(cfg, log=lambda m: None)
-    victim = data.action_train.clips.paths[0]
+    victim = _stream(data.action_train.clips).paths[0]
     victim.write_bytes(b"truncated")
     res = run_trial(cfg, data=data, log=lambda m: None)
     assert len(res.skipped_files) == 1 and str(victim) in res.skipped_files[0]
@@ -150,7 +161,7 @@ def test_a_training_batch_left_with_one_clip_is_dropped(roots, tmp_path):
     ucf = tmp_path / "ucf"
     shutil.copytree(roots.ucf101, ucf)
     cfg = _cfg(roots, ucf101_root=str(ucf), max_steps_per_epoch=0)
-    stream = load_data(cfg, log=lambda m: None).action_train.clips
+    stream = _stream(load_data(cfg, log=lambda m: None).action_train.clips)
     stream.paths[3].write_bytes(b"truncated")
     rt = Runtime(device=CPU, amp=False, gen=torch.Generator().manual_seed(0))
     sizes = [len(idx) for idx, _ in shuffled(stream, 2, cfg, rt, epoch=1)]

@@ -422,9 +422,10 @@ def _browse(url: str, profile: Path, *extra: str) -> str:
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={profile}", "--virtual-time-budget=30000",
     ]  # fmt: skip
-    r = subprocess.run(
-        [_chromium(), *flags, *extra, url], capture_output=True, text=True, timeout=180
-    )
+    exe = _chromium()
+    if exe is None:
+        pytest.fail("Debian's chromium is needed to render the report; `make test` installs it")
+    r = subprocess.run([exe, *flags, *extra, url], capture_output=True, text=True, timeout=180)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.stdout))
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from trainables.data.sets import ClipSet
 from trainables.data.synthetic import ACTIONS, ATTRIBUTES, SyntheticSpec, make_benchmark
 
 SPEC = SyntheticSpec(
@@ -13,6 +14,12 @@ SPEC = SyntheticSpec(
     n_privacy_test=32,
     seed=3,
 )
+
+
+def _clips(s: ClipSet) -> torch.Tensor:
+    """The synthetic benchmark's clips, which are always in memory."""
+    assert isinstance(s.clips, torch.Tensor)
+    return s.clips
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +40,10 @@ def test_shapes_and_ranges(bench):
 
 def test_deterministic_from_the_seed(bench):
     again = make_benchmark(SPEC)
-    assert torch.equal(bench.action_train.clips, again.action_train.clips)
+    assert torch.equal(_clips(bench.action_train), _clips(again.action_train))
     assert torch.equal(bench.privacy_train.images, again.privacy_train.images)
     other = make_benchmark(SyntheticSpec(**{**SPEC.__dict__, "seed": 4}))
-    assert not torch.equal(bench.action_train.clips, other.action_train.clips)
+    assert not torch.equal(_clips(bench.action_train), _clips(other.action_train))
 
 
 def test_privacy_set_is_disjoint_from_action_set(bench):
@@ -52,8 +59,9 @@ def test_only_the_actor_moves_and_attributes_are_balanced():
             n_action_train=400, n_action_test=2, n_privacy_train=2, n_privacy_test=2, seed=0
         )
     )
-    clips = b.action_train.clips.float() / 255
+    clips = _clips(b.action_train).float() / 255
     change = (clips[:, :, 1:] - clips[:, :, :-1]).abs().mean(1)  # (N, T-1, H, W)
+    assert b.action_train.masks is not None
     people = b.action_train.masks[:, 1:]
     # The actor's stripes drift; the background and the bystander stand still (pixel noise
     # aside), so a single frame cannot tell them apart but two frames can.

@@ -92,7 +92,7 @@ def test_resume_from_a_snapshot_gives_the_uninterrupted_result(tiny_cfg, tmp_pat
 
 @pytest.mark.parametrize("anonymizer", ["blur_strong", "blacken"])
 def test_fixed_anonymizer_trial_skips_training(tiny_cfg, anonymizer):
-    logs = []
+    logs: list[str] = []
     res = run_trial(dataclasses.replace(tiny_cfg, anonymizer=anonymizer), log=logs.append)
     assert res.history == [] and res.rms > 0
     assert not any(m.startswith("[identity]") for m in logs)
@@ -183,10 +183,13 @@ def test_gpu_staging_moves_pixels_only_and_keeps_shared_sets_shared(tiny_cfg):
     data.eval_privacy = (data.action_train, data.action_test)
     placed = place_pixels(data, torch.device("meta"))
     for s in (placed.action_train, placed.action_test):
+        assert isinstance(s.clips, torch.Tensor) and s.masks is not None
         assert s.clips.is_meta and s.masks.is_meta
         assert not s.labels.is_meta and not s.attributes.is_meta
     assert placed.privacy_train.images.is_meta and not placed.privacy_train.attributes.is_meta
+    assert placed.eval_action is not None and placed.eval_privacy is not None
     assert placed.eval_action[0] is placed.action_train is placed.eval_privacy[0]
+    assert isinstance(data.action_train.clips, torch.Tensor)
     assert not data.action_train.clips.is_meta  # the original is untouched
 
 
@@ -260,7 +263,7 @@ def test_f_a_steps_with_its_beta2_and_clipped_gradient(tiny_cfg, clip):
     x, v = torch.rand(4, 3, cfg.frames, 32, 32), torch.rand(4, 3, 32, 32)
     minimax_step(anon, f_t, f_b, x, torch.zeros(4, dtype=torch.long), v, None, cfg, rt, opts)
     grads = [p.grad for p in anon.parameters() if p.grad is not None]
-    norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads)).item()
+    norm = torch.sqrt(torch.stack([(g.float() ** 2).sum() for g in grads]).sum()).item()
     if clip:
         assert norm <= clip * 1.001
     else:

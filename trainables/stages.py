@@ -45,6 +45,14 @@ class InitStages:
     #: ``warm_privacy`` (f_B).
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
+    def state(self, model: str) -> dict[str, torch.Tensor]:
+        """The initial state of ``model`` (``anon``, ``action`` or ``privacy``); a trial that
+        needs one its stage did not compute is a bug, named here."""
+        state: dict[str, torch.Tensor] | None = getattr(self, model)
+        if state is None:
+            raise RuntimeError(f"the init stage {self.key} holds no {model} state")
+        return state
+
 
 @dataclass
 class SharedStages:

@@ -20,7 +20,7 @@ from trainables.game.device import runtime, stage_data
 from trainables.game.keys import shared_key
 from trainables.game.train import make_minimax_optimizers, minimax
 from trainables.log import Log
-from trainables.models.anon_base import fits
+from trainables.models.anon_base import Anonymizer, fits
 from trainables.models.build import build_models, check_pretrained
 from trainables.stages import SharedStages, compute_shared, cpu_state
 
@@ -66,7 +66,7 @@ class TrialResult:
     #: ``epoch_callbacks``, ``anonymize``, ``eval_action``, ``eval_privacy``; and ``game_steps``.
     stage_seconds: dict[str, float] = field(default_factory=dict)
     #: The trained anonymizer, on the CPU (not part of the dicts).
-    anonymizer: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+    anonymizer: Anonymizer | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """The flat metrics: the last line printed by ``trainables.run``."""
@@ -129,9 +129,9 @@ def run_trial(
     history: list[dict[str, float]] = []
     if anon.trainable:
         start = resume or {}
-        anon.load_state_dict(copy.deepcopy(start.get("anon", shared.init.anon)))
-        f_t.load_state_dict(copy.deepcopy(start.get("action", shared.init.action)))
-        f_b.load_state_dict(copy.deepcopy(start.get("privacy", shared.init.privacy)))
+        anon.load_state_dict(copy.deepcopy(start.get("anon") or shared.init.state("anon")))
+        f_t.load_state_dict(copy.deepcopy(start.get("action") or shared.init.state("action")))
+        f_b.load_state_dict(copy.deepcopy(start.get("privacy") or shared.init.state("privacy")))
         rt.place(anon, channels_last=True)
         rt.place(f_t)
         rt.place(f_b, channels_last=True)
@@ -185,7 +185,7 @@ def run_trial(
         stages["epoch_callbacks"] = callbacks[0]
         stages["game_steps"] = steps[0]
     elif fits(anon):
-        anon.load_state_dict(shared.init.anon)
+        anon.load_state_dict(shared.init.state("anon"))
         rt.place(anon)
         log(
             f"[minimax] skipped: {cfg.anonymizer} uses its trained scorer, keep_ratio={cfg.keep_ratio}"

@@ -151,22 +151,22 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
             shared = compute_shared(group[0], data, log)
             seconds = time.time() - t0
             if raw_key not in done:
-                for point, res in (("raw", shared.raw), ("init", shared.init_point)):
-                    if res is None:
+                for point, ev in (("raw", shared.raw), ("init", shared.init_point)):
+                    if ev is None:
                         continue
-                    row = {
+                    row: dict[str, Any] = {
                         "key": raw_key if point == "raw" else init_key,
                         "point": point,
                         "seed": s,
                         "B": None,
                         "lam": None,
-                        "top1": res.top1,
-                        "cmap": res.cmap,
-                        "f1": res.f1,
-                        "rms": res.rms,
-                        "ap": res.ap,
+                        "top1": ev.top1,
+                        "cmap": ev.cmap,
+                        "f1": ev.f1,
+                        "rms": ev.rms,
+                        "ap": ev.ap,
                         "attributes": list(data.attributes),
-                        "seconds": seconds if point == "raw" else res.seconds,
+                        "seconds": seconds if point == "raw" else ev.seconds,
                     }
                     append_record(records, row)
                     done[row["key"]] = row
@@ -211,7 +211,7 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
     import pandas as pd
 
     records = pd.DataFrame(rows)
-    attributes = next((r["attributes"] for r in rows if r.get("attributes")), [])
+    attributes: list[str] = next((r["attributes"] for r in rows if r.get("attributes")), [])
     summary = summarise(records)
     found = checks(summary, bounds=plan.bound_values, lam=plan.binding_lam, lam_off=plan.lam_off,
                    lam_bound=plan.lam_bound)  # fmt: skip

@@ -188,6 +188,8 @@ def _trial_runs(root: Path, experiment: str) -> list[Any]:
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / experiment / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise RuntimeError(f"the timed study left no experiment {experiment!r} in {root}")
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     return [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
 

@@ -135,7 +135,7 @@ def run_search(
         directions=["maximize" if space.objectives[n] == "max" else "minimize" for n in names],
         sampler=build_sampler(sampler, budget, seed=seed),
     )
-    dists = {
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
         k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log)
         for k, r in space.ranges.items()
     }

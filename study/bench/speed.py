@@ -165,7 +165,8 @@ def main(plan: SpeedPlan, log: Log = log) -> int:
         # The bench draws random inputs: the dataset sizes do not matter (and the synthetic
         # benchmark's render limit must not refuse the paper's geometry).
         sizes = ("n_action_train", "n_action_test", "n_privacy_train", "n_privacy_test")
-        validate(dataclasses.replace(cfg, **dict.fromkeys(sizes, 2)))
+        small: dict[str, Any] = dict.fromkeys(sizes, 2)
+        validate(dataclasses.replace(cfg, **small))
         device = resolve_device(cfg.device)
     except (ValueError, RuntimeError) as e:
         return usage_error(e)

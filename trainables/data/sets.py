@@ -2,32 +2,27 @@
 index batches every loop draws. A leaf: it imports nothing else from ``trainables``.
 
 Pixels are uint8 tensors in memory, or for real videos a stream that decodes rows on demand
-(:class:`~trainables.datasets.stream.ClipStream`, read through :func:`trainables.pixels.fetch`).
+(:class:`~trainables.data.datasets.stream.ClipStream`, read through
+:func:`trainables.game.pixels.fetch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
-
-class Stream(Protocol):
-    """What the trial's data needs of a set decoded on demand."""
-
-    #: Files that failed to decode mid-run, with the error.
-    failed: dict[str, str]
-
-    def __len__(self) -> int: ...
+if TYPE_CHECKING:  # only a type: the leaf imports nothing of trainables at run time
+    from trainables.data.datasets.stream import ClipStream
 
 
 @dataclass
 class ClipSet:
     """Clips (N, C, T, H, W) uint8, action labels (N,), attributes (N, A) float, masks (N, T, H, W) bool."""
 
-    clips: torch.Tensor | Stream
+    clips: torch.Tensor | ClipStream
     labels: torch.Tensor
     attributes: torch.Tensor
     masks: torch.Tensor | None = None
@@ -85,9 +80,15 @@ class TrialData:
 
     def sets(self) -> list[ClipSet | ImageSet]:
         """Every set of the trial once, whatever roles it plays."""
-        sets = [self.action_train, self.action_test, self.privacy_train, self.privacy_test]
+        sets: list[ClipSet | ImageSet] = [
+            self.action_train,
+            self.action_test,
+            self.privacy_train,
+            self.privacy_test,
+        ]
         sets += list(self.eval_action or ()) + list(self.eval_privacy or ())
-        return list({id(s): s for s in sets}.values())
+        unique: dict[int, ClipSet | ImageSet] = {id(s): s for s in sets}
+        return list(unique.values())
 
     def action_eval_sets(self) -> tuple[ClipSet, ClipSet]:
         return self.eval_action or (self.action_train, self.action_test)

@@ -103,7 +103,7 @@ def costs_on(data: TrialData, cfg: TrialConfig) -> dict[str, dict[str, float]]:
     test = data.action_test
     device = resolve_device(cfg.device)
 
-    def pairs():  # type: ignore[no-untyped-def]
+    def pairs():
         order = batches(len(test.clips), max(cfg.eval_batch_size, 8), None)
         for idx, x in fetch(test.clips, order, device):
             m = None if test.masks is None else test.masks[idx].to(device)

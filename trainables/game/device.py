@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.data.sets import TrialData
+from trainables.data.sets import ClipSet, ImageSet, TrialData
 
 
 class NonFiniteLossError(RuntimeError):
@@ -50,7 +50,7 @@ class Runtime:
         in."""
         module.to(self.device)
         if channels_last and self.device.type == "cuda":
-            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            module.to(memory_format=torch.channels_last)
         return module
 
     def autocast(self) -> AbstractContextManager[Any]:
@@ -119,12 +119,11 @@ def place_pixels(data: TrialData, device: torch.device | None) -> TrialData:
             return t if t.is_pinned() else t.pin_memory()
         return t.to(device)
 
-    placed = {
-        id(s): dataclasses.replace(
-            s, **{f: put(getattr(s, f)) for f in PIXEL_FIELDS if hasattr(s, f)}
-        )
-        for s in data.sets()
-    }
+    def placed_set(s: ClipSet | ImageSet) -> ClipSet | ImageSet:
+        tensors: dict[str, Any] = {f: put(getattr(s, f)) for f in PIXEL_FIELDS if hasattr(s, f)}
+        return dataclasses.replace(s, **tensors)
+
+    placed = {id(s): placed_set(s) for s in data.sets()}
 
     def get(s: Any) -> Any:
         return placed[id(s)]

@@ -32,6 +32,8 @@ class VideoClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1, 1), persistent=False)
         self.min_frames = min_frames

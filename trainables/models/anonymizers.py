@@ -104,9 +104,11 @@ class LearnedAnonymizer(Anonymizer):
         self.size_multiple = size_multiple
         self.residual = residual
         if residual:
-            head = net.segmentation_head[0]
+            head = net.get_submodule("segmentation_head.0")
+            assert isinstance(head, nn.Conv2d), f"UNet++'s head is a {type(head).__name__}"
             nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
+            if head.bias is not None:
+                nn.init.zeros_(head.bias)
 
     def anonymize_frames(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         out = self.net(frames)

@@ -37,6 +37,8 @@ class ImageModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -48,7 +50,9 @@ PRIVACY_MODELS: Registry[ImageModel] = Registry("privacy model")
 
 
 def _wrap(backbone: nn.Module, head: Head, num_outputs: int) -> ImageModel:
-    dim = backbone.fc.in_features
+    fc = backbone.fc
+    assert isinstance(fc, nn.Linear), f"the backbone's fc is a {type(fc).__name__}"
+    dim = fc.in_features
     backbone.fc = nn.Identity()
     if head == "simclr":
         return ImageModel(backbone, SimCLRHead(dim, num_outputs))

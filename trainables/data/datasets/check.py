@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
@@ -32,7 +33,7 @@ ROOT_FIELD = {
 }
 
 
-class _Probe(Dataset):  # type: ignore[type-arg]
+class _Probe(Dataset):
     def __init__(self, samples: list[Sample]) -> None:
         self.samples = samples
 
@@ -57,7 +58,7 @@ def check(
     """Check dataset ``name`` at ``root``; return the JSON summary."""
     SOURCES.check(name)
     own, other = ROOT_FIELD[name]
-    values: dict[str, object] = {own: str(root), "split": split}
+    values: dict[str, Any] = {own: str(root), "split": split}
     if other and video_root is not None:
         values[other] = str(video_root)
     cfg = dataclasses.replace(config_for("smoke"), dataset=name, **values)

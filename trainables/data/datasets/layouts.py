@@ -173,7 +173,7 @@ def _present(ranges: list[list[object]]) -> float:
     for r in ranges:
         v = r[2] if len(r) > 2 else 0
         values = v if isinstance(v, list) else [v]
-        if any(int(x) >= 1 for x in values):  # type: ignore[call-overload]
+        if any(int(str(x)) >= 1 for x in values):
             return 1.0
     return 0.0
 

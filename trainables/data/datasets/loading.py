@@ -36,7 +36,7 @@ class ClipSpec:
     test_clips: int = 5
 
 
-class _Clips(Dataset):  # type: ignore[type-arg]
+class _Clips(Dataset):
     def __init__(self, samples: Sequence[Sample], spec: ClipSpec, train: bool, seed: int) -> None:
         self.samples, self.spec, self.train, self.seed = samples, spec, train, seed
 
@@ -63,7 +63,7 @@ class _Clips(Dataset):  # type: ignore[type-arg]
         return i, clips, ""
 
 
-class _Images(Dataset):  # type: ignore[type-arg]
+class _Images(Dataset):
     def __init__(self, samples: Sequence[Sample], size: int) -> None:
         self.samples, self.size = samples, size
 
@@ -88,7 +88,7 @@ class Loaded:
     skipped: list[str] = field(default_factory=list)
 
 
-def _collect(ds: Dataset, workers: int, what: str, log: Log) -> Loaded:  # type: ignore[type-arg]
+def _collect(ds: Dataset, workers: int, what: str, log: Log) -> Loaded:
     loader = DataLoader(
         ds,
         batch_size=None,

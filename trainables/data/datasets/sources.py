@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from trainables.config import TrialConfig
 from trainables.data.datasets import layouts
@@ -24,7 +25,9 @@ ROOT_ENV = {
 
 def resolve_roots(cfg: TrialConfig) -> TrialConfig:
     """``cfg`` with every empty dataset root filled from its environment variable."""
-    filled = {k: os.environ.get(env, "") for k, env in ROOT_ENV.items() if not getattr(cfg, k)}
+    filled: dict[str, Any] = {
+        k: os.environ.get(env, "") for k, env in ROOT_ENV.items() if not getattr(cfg, k)
+    }
     return dataclasses.replace(cfg, **{k: v for k, v in filled.items() if v})
 
 

@@ -71,7 +71,7 @@ def cut_clip(
     return crop_resize(video[idx], spec.size, spec.crop, offset)
 
 
-class _Rows(Dataset):  # type: ignore[type-arg]
+class _Rows(Dataset):
     def __init__(
         self,
         paths: Sequence[Path],
@@ -145,7 +145,7 @@ class ClipStream:
     def __post_init__(self) -> None:
         self._rows = _Rows(self.paths, self.n_frames, self.spec, self.train, self.seed)
         self._plan = _Plan()
-        self._loader: DataLoader | None = None  # type: ignore[type-arg]
+        self._loader: DataLoader | None = None
         self._pin = False
         self._pass = 0
 
@@ -167,7 +167,7 @@ class ClipStream:
         state.update(_loader=None, _plan=_Plan())  # worker processes do not travel
         return state
 
-    def _dataloader(self, pin: bool) -> DataLoader:  # type: ignore[type-arg]
+    def _dataloader(self, pin: bool) -> DataLoader:
         if self._loader is None or self._pin != pin:
             self._loader = DataLoader(
                 self._rows,
@@ -251,7 +251,7 @@ def probe_videos(
     return kept, counts, skipped
 
 
-class _Probe(Dataset):  # type: ignore[type-arg]
+class _Probe(Dataset):
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = list(paths)
 
