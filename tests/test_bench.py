@@ -161,3 +161,24 @@ def test_bench_flags_are_checked_before_any_work():
     assert r.returncode == 2 and "--backends" in r.stderr and "mysql" in r.stderr
     r = bench("--ratios")  # the first CLI's form names the subcommand
     assert r.returncode == 2 and "python -m study.bench ratios" in r.stderr
+
+
+def test_a_bench_flag_means_one_thing_in_every_bench():
+    """A flag that several benches take has one type and one meaning (its help up to the first
+    colon), and each bench's flags are its plan's fields: the first CLI had ``--seeds`` count
+    model seeds in one bench and search seeds in another."""
+    from dataclasses import fields
+
+    from study.bench.__main__ import BENCHES, build_parser
+
+    seen: dict[str, tuple[str, str, str]] = {}
+    for name, bench in BENCHES.items():
+        for f in fields(bench.plan):
+            meaning = f.metadata["help"].split(":")[0]
+            other = seen.setdefault(f.name, (name, str(f.type), meaning))
+            assert other[1:] == (str(f.type), meaning), (f.name, name, other)
+    assert seen["seeds"][0] == "quality" and seen["search_seeds"][0] == "search"
+    sub = next(a for a in build_parser()._actions if a.dest == "bench")
+    for name, parser in sub.choices.items():  # type: ignore[union-attr]
+        flags = {a.dest for a in parser._actions} - {"help"}
+        assert flags == {f.name for f in fields(BENCHES[name].plan)}, name

@@ -25,26 +25,24 @@ from typing import Any, ClassVar
 
 from analysis.quality import attribute_ap, checks, point_name, summarise
 from search_spaces import BINDING_LAM, BUILTIN_BS
-from trainables.config import SCALES, help_field, parse_assignments
+from study.bench.plan import TrialPlan
+from trainables.config import help_field, split_names
 from trainables.log import Log, usage_error
 
 
 @dataclasses.dataclass(frozen=True)
-class QualityPlan:
+class QualityPlan(TrialPlan):
     """Does the benchmark show the trade-off? The raw reference, a B sweep at the binding lambda
     and the lambda ablation, per seed, with the acceptance checks."""
 
-    scale: str = help_field("default", "trial scale of every point", tuple(SCALES))
-    device: str = help_field("auto", "auto, cpu or cuda[:N]")
     seeds: int = help_field(3, "seeds s = 0..N-1; seed s sets both the model and the data seed")
     bounds: str = help_field("", "comma list: the B sweep at --lam (default: the built-in "
                              "spaces' bounds)")  # fmt: skip
     lam: float = help_field(0.0, "the binding lambda of the B sweep (0: the built-in spaces'); "
                             "the ablation compares it with lambda=0 at B=0.1")  # fmt: skip
-    eval_seed: int = help_field(0, "evaluation seed of every point and of the raw reference")
+    eval_seed: int = help_field(0, "evaluation seed of every trial and of the raw reference")
     records: str = help_field("bench-quality.jsonl", "JSON-lines file of finished rows: "
                               "appended to, and reused on a rerun ('' to keep nothing)")  # fmt: skip
-    set: tuple[str, ...] = help_field((), "trial config override KEY=VALUE, e.g. --set size=32")
 
     #: The ablation point: lambda off at this B.
     lam_off: ClassVar[float] = 0.0
@@ -66,10 +64,6 @@ class QualityPlan:
             )
 
     @property
-    def overrides(self) -> dict[str, Any]:
-        return {**parse_assignments(self.set), "device": self.device}
-
-    @property
     def seed_list(self) -> tuple[int, ...]:
         return tuple(range(self.seeds))
 
@@ -77,7 +71,7 @@ class QualityPlan:
     def bound_values(self) -> tuple[float, ...]:
         if not self.bounds:
             return tuple(BUILTIN_BS)
-        return tuple(float(b) for b in self.bounds.split(",") if b.strip())
+        return tuple(float(b) for b in split_names(self.bounds))
 
     @property
     def binding_lam(self) -> float:

@@ -50,9 +50,11 @@ class RatiosPlan:
     """Where a trial's time goes and what the platform costs: a real study, the same trials in
     this process, a bare game loop, and penalty_grid with and without shared stages."""
 
-    scale: str = help_field("default", "trial scale of the timed study", tuple(SCALES))
+    scale: str = help_field("default", "trial scale of every trial: the timed study's",
+                            tuple(SCALES))  # fmt: skip
     trials: int = help_field(4, "trials of the timed study")
-    concurrency: int = help_field(2, "trials in flight at once (1 CPU each)")
+    concurrency: int = help_field(2, "trials in flight at once: the study runs this many, 1 CPU "
+                                  "each")  # fmt: skip
     bare_steps: int = help_field(60, "timed steps of the bare game loop")
     sharing_scale: str = help_field("smoke", "time penalty_grid at this scale with and without "
                                     "shared stages and reuse ('' or none: only estimate the "

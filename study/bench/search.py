@@ -28,9 +28,10 @@ from typing import Any
 from analysis.fidelity import early_signal_table, predictive_signals
 from analysis.pareto import FIXED_REFERENCE, hypervolume, hypervolume_curve
 from search_spaces import Range, SearchSpace, get_space
+from study.bench.plan import TrialPlan
 from study.bench.quality import append_record, load_records
 from study.search import SAMPLERS, build_sampler
-from trainables.config import SCALES, help_field, parse_assignments
+from trainables.config import help_field, split_names
 from trainables.log import Log, usage_error
 
 #: A trial's configuration values (B, lam, learning rates) -> its row of results.
@@ -44,28 +45,21 @@ EARLY_SIGNALS = ("early_train_top1", "early_rms", "early_L_T", "early_L_B", "ear
 
 
 @dataclasses.dataclass(frozen=True)
-class SearchPlan:
+class SearchPlan(TrialPlan):
     """Does the search find the grid's front with fewer trials? The grid once, then the search
     under each sampler, B scale and search seed, and their hypervolume against the grid's."""
 
-    scale: str = help_field("default", "trial scale of every trial", tuple(SCALES))
-    device: str = help_field("auto", "auto, cpu or cuda[:N]")
     search_seeds: int = help_field(3, "searches per sampler and B scale, with seeds 0..N-1")
     samplers: str = help_field("tpe", "comma list of samplers (tpe, gp, nsga2, random)")
     b_scales: str = help_field("linear", "comma list of B scales: linear, log")
     budget: int = help_field(12, "trials per search")
     concurrency: int = help_field(2, "trials in flight at once: a search proposes this many "
                                   "before it hears back, as Ray runs them")  # fmt: skip
-    eval_seed: int = help_field(0, "evaluation seed of every trial")
-    records: str = help_field("bench-search.jsonl", "JSON-lines file of finished trials, "
-                              "reused on a rerun ('' to keep none)")  # fmt: skip
-    set: tuple[str, ...] = help_field((), "trial config override KEY=VALUE, e.g. --set size=32")
+    eval_seed: int = help_field(0, "evaluation seed of every trial and of the raw reference")
+    records: str = help_field("bench-search.jsonl", "JSON-lines file of finished rows: "
+                              "appended to, and reused on a rerun ('' to keep nothing)")  # fmt: skip
     grid_space: str = help_field("penalty_grid", "the grid whose front the searches chase")
     search_space: str = help_field("pareto_search", "the search space")
-
-    @property
-    def overrides(self) -> dict[str, Any]:
-        return {**parse_assignments(self.set), "device": self.device}
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -73,11 +67,11 @@ class SearchPlan:
 
     @property
     def sampler_list(self) -> tuple[str, ...]:
-        return tuple(x.strip() for x in self.samplers.split(",") if x.strip())
+        return tuple(split_names(self.samplers))
 
     @property
     def b_scale_list(self) -> tuple[str, ...]:
-        return tuple(x.strip() for x in self.b_scales.split(",") if x.strip())
+        return tuple(split_names(self.b_scales))
 
     def check(self) -> None:
         """Refuse a bad plan before any trial runs."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from study.bench.plan import TrialPlan
 from trainables.config import SCALES, help_field
 from trainables.log import Log, usage_error
 
@@ -33,19 +34,15 @@ def log(msg: str) -> None:
 
 
 @dataclass(frozen=True)
-class SpeedPlan:
+class SpeedPlan(TrialPlan):
     """How fast one trial computes on this device: a minimax step, data loading, peak memory."""
 
-    scale: str = help_field("paper", "trial scale whose models, geometry and batch sizes are timed",
-                            tuple(SCALES))  # fmt: skip
-    device: str = help_field("auto", "auto, cpu or cuda[:N]")
+    scale: str = help_field("paper", "trial scale of every trial: its models, geometry and batch "
+                            "sizes are timed", tuple(SCALES))  # fmt: skip
     steps: int = help_field(0, "timed minimax steps (0: 5 on CUDA, 1 on CPU)")
     warmup: int = help_field(-1, "untimed minimax steps before them (-1: 2 on CUDA, 0 on CPU)")
     videos: int = help_field(16, "videos the loading bench writes and decodes")
     workers: int = help_field(-1, "loading workers (-1: the scale's)")
-    set: tuple[str, ...] = help_field(
-        (), "trial config override KEY=VALUE, e.g. --set batch_size=4"
-    )
 
 
 def _sync(device: Any) -> None:
@@ -156,12 +153,11 @@ def main(plan: SpeedPlan, log: Log = log) -> int:
     import torch
 
     from trainables.catalog import validate
-    from trainables.config import config_for, parse_assignments
+    from trainables.config import config_for
     from trainables.game.device import resolve_device
 
     try:
-        overrides = parse_assignments(plan.set)
-        cfg = config_for(plan.scale, **{**overrides, "device": plan.device})
+        cfg = config_for(plan.scale, **plan.overrides)
         # The bench draws random inputs: the dataset sizes do not matter (and the synthetic
         # benchmark's render limit must not refuse the paper's geometry).
         sizes = ("n_action_train", "n_action_test", "n_privacy_train", "n_privacy_test")
