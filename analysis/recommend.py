@@ -43,8 +43,11 @@ def has_knob(df: pd.DataFrame, knob: str) -> pd.Series:
 
 def config_columns(df: pd.DataFrame) -> list[str]:
     """The columns that define a configuration: every compared or searched config column but
-    the seed."""
-    return [c for c in (*COMPARED, *SEARCHED, *KNOBS) if c != "seed" and c in df]
+    the seed, and every family field that the trials' records name (``penalty_on`` among
+    them: the pixel and the feature-based penalty at one B are two configurations)."""
+    named = {k for v in df[KNOBS_SET] for k in knobs_of(v) or []} if KNOBS_SET in df else set()
+    columns = dict.fromkeys((*COMPARED, *SEARCHED, *KNOBS, *sorted(named)))
+    return [c for c in columns if c != "seed" and c in df]
 
 
 def configurations(df: pd.DataFrame, metrics: Sequence[str] = (*SCORES, "rms")) -> pd.DataFrame:

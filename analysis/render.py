@@ -175,13 +175,16 @@ def write_report(
         overall = (data.rec.chosen.index, data.rec.topsis.index)
         figs["families"] = plots.families_scatter(data.configs, data.raw, data.families, overall)
     # The B and lambda curves are the penalty method's.
-    learned, lam, b = data.learned, data.sweep_lambda, data.ablation_bound
-    if lam is not None:
-        figs["metrics_vs_B"] = plots.metric_lines(
-            learned[learned["lam"] == lam],
+    learned, b = data.learned, data.ablation_bound
+    for curve in data.b_curves:
+        name = "metrics_vs_B" + (f"_{curve.family}" if curve.family else "")
+        of = f" ({curve.family})" if curve.family else ""
+        edits = "; dashed: RMS cost of reference edits" if curve.pixels and references else ""
+        figs[name] = plots.metric_lines(
+            curve.trials,
             "B",
-            f"Metrics against B at λ = {lam:g} (Figure 3); dashed: RMS cost of reference edits",
-            references,
+            f"Metrics against B{of} at λ = {curve.lam:g} (Figure 3){edits}",
+            references if curve.pixels else None,
         )
     if b is not None:
         at_b = learned[np.isclose(learned["B"], b)]

@@ -24,6 +24,17 @@ from analysis.recommend import (
 )
 
 
+@dataclass(frozen=True)
+class BCurve:
+    """The trials of one penalty family at its sweep λ, for the metrics against B."""
+
+    family: str  # '' when the study ran one penalty family
+    lam: float
+    trials: pd.DataFrame
+    #: B bounds pixels (the calibration's edit costs are on its axis); False: another space.
+    pixels: bool
+
+
 @dataclass
 class ReportData:
     """Everything the report shows, computed once from the trials."""
@@ -41,8 +52,8 @@ class ReportData:
     init: tuple[float, float, float] | None = None
     #: The penalty method's trials (those with B among their knobs), for the B and λ curves.
     learned: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: The λ of the curves against B, and the B of the λ ablation (None: not in this study).
-    sweep_lambda: float | None = None
+    #: The curves against B, one per penalty family; the B of the λ ablation (None: none).
+    b_curves: list[BCurve] = field(default_factory=list)
     ablation_bound: float | None = None
     #: The front's hypervolume after each trial, in the order they started.
     hypervolume_curve: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
@@ -93,7 +104,7 @@ def analyse(
         families=summarise(configs, ref, raw[1] if raw else None) if several else [],
         init=init,  # type: ignore[arg-type]
         learned=learned,
-        sweep_lambda=sweep_lambda(learned),
+        b_curves=b_curves(learned),
         ablation_bound=ablation_bound(learned),
         hypervolume_curve=hypervolume_curve(done, reference=ref, order=order),
     )
@@ -155,6 +166,24 @@ def label(configs: pd.DataFrame, i: object) -> str:
         f"{names.get(k, k)} = {row[k]:.3g}" if isinstance(row[k], float) else f"{k} = {row[k]}"
         for k in keys
     )
+
+
+def b_curves(learned: pd.DataFrame) -> list[BCurve]:
+    """One curve against B per penalty family of the study (the pixel penalty and the
+    feature-based one are separate families), each at its own :func:`sweep_lambda`."""
+    several = FAMILY in learned and learned[FAMILY].nunique() > 1
+    parts = (
+        [(str(f), g) for f, g in learned.groupby(FAMILY, sort=False)]
+        if several
+        else [("", learned)]
+    )
+    out = []
+    for fam, part in parts:
+        lam = sweep_lambda(part)
+        if lam is not None:
+            pixels = not (KNOBS_SET in part and has_knob(part, "penalty_on").any())
+            out.append(BCurve(fam, lam, part[part["lam"] == lam], pixels))
+    return out
 
 
 def sweep_lambda(learned: pd.DataFrame) -> float | None:

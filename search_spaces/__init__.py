@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainables.config import PENALTY_SPACES
 from trainables.registry import Registry
 
 
@@ -242,6 +243,30 @@ def families() -> SearchSpace:
             *_minimize_points(FAMILIES_MINIMIZATION),
             {"anonymizer": "identity"},
             {"anonymizer": "blacken"},
+        ],
+    )
+
+
+#: The bounds each penalty sweeps in the penalty_spaces space (B = 0 is the identity in both).
+PENALTY_SPACE_BS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+
+@_space(
+    "penalty_spaces",
+    f"the pixel penalty and the feature-based one (penalty_on = action_features) on one front: "
+    f"B in {{{_values(PENALTY_SPACE_BS)}}} at lambda = {BINDING_LAM:g} under each, and "
+    f"lambda = 0 once: {2 * len(PENALTY_SPACE_BS) + 1} trials",
+)
+def penalty_spaces() -> SearchSpace:
+    return SearchSpace(
+        "penalty_spaces",
+        points=[
+            *(
+                {"B": b, "lam": BINDING_LAM, "penalty_on": on}
+                for on in PENALTY_SPACES
+                for b in PENALTY_SPACE_BS
+            ),
+            {"B": 0.1, "lam": 0.0},
         ],
     )
 

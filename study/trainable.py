@@ -213,6 +213,7 @@ def _train(
 
     result = run_trial(cfg, data=data, shared=shared, on_epoch=on_epoch, resume=resume, log=log)
     final = {k: float(getattr(result, k)) for k in FINAL_METRICS} | result.init_metrics()
+    final |= result.penalty_metrics()
     if result.anonymizer is None:
         raise RuntimeError("run_trial returned no anonymizer to record")
     _log_outcome(
@@ -301,7 +302,7 @@ def _log_outcome(
     from study.tracking import client as tracking
     from study.tracking.artifacts import write_trial_files
     from trainables.models.anon_base import fits
-    from trainables.models.anonymizers import family, setting, shown_knobs
+    from trainables.models.anonymizers import setting, shown_knobs, trial_family
 
     aps = {f"ap/{a}": v for a, v in zip(data.attributes, ap, strict=True)}
     skipped = data.skipped_files()
@@ -312,7 +313,7 @@ def _log_outcome(
     # The report tells the fixed baselines from the learned anonymizers by this record.
     learned = anonymizer.trainable or fits(anonymizer)
     c.set_tag(run_id, tracking.ANONYMIZER_KIND_TAG, "learned" if learned else "fixed")
-    c.set_tag(run_id, tracking.ANONYMIZER_FAMILY_TAG, family(cfg.anonymizer))
+    c.set_tag(run_id, tracking.ANONYMIZER_FAMILY_TAG, trial_family(cfg))
     c.set_tag(run_id, tracking.ANONYMIZER_KNOBS_TAG, ",".join(shown_knobs(cfg)))
     c.set_tag(run_id, tracking.ANONYMIZER_SETTING_TAG, setting(cfg))
     with tempfile.TemporaryDirectory() as d:

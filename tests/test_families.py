@@ -427,3 +427,44 @@ def test_a_smoke_families_study_runs_every_family_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     one = pd.read_csv(root / "report-tubelet" / "trials.csv")
     assert set(one["family"]) == {"tubelet"} and len(one) == 4
+
+
+def test_the_feature_based_penalty_is_a_family_of_its_own_on_one_front(tmp_path):
+    """penalty_on=action_features records its trials as ``penalty-action_features``; the
+    penalty_spaces space sweeps B under both penalties with lambda = 0 once; the report draws
+    a curve against B for each, with the calibration's pixel costs on the pixel one only."""
+    from analysis.render import write_report
+    from analysis.summary import analyse
+    from search_spaces import BINDING_LAM, PENALTY_SPACE_BS, get_space
+    from trainables.config import config_for
+    from trainables.models.anonymizers import shown_knobs, trial_family
+
+    pixels, feats = config_for("smoke"), config_for("smoke", penalty_on="action_features")
+    assert (trial_family(pixels), trial_family(feats)) == ("penalty", "penalty-action_features")
+    assert "penalty_on" in shown_knobs(feats) and "penalty_on" not in shown_knobs(pixels)
+    assert trial_family(config_for("smoke", anonymizer="blacken")) == "baseline"
+    combos = get_space("penalty_spaces").combinations()
+    assert len(combos) == 2 * len(PENALTY_SPACE_BS) + 1
+    assert sum(c.get("penalty_on") == "action_features" for c in combos) == len(PENALTY_SPACE_BS)
+    assert [c for c in combos if c["lam"] == 0] == [{"B": 0.1, "lam": 0.0}]
+
+    rows = []
+    for i, b in enumerate(PENALTY_SPACE_BS):
+        rows.append(dict(family="penalty", knobs="B,lam", B=b, lam=BINDING_LAM,
+                         top1=1.0 - 0.1 * i, cmap=0.9 - 0.1 * i))  # fmt: skip
+        rows.append(dict(family="penalty-action_features", knobs="B,lam,penalty_on", B=b,
+                         lam=BINDING_LAM, penalty_on="action_features", top1=1.0 - 0.05 * i,
+                         cmap=0.9 - 0.12 * i))  # fmt: skip
+    trials = pd.DataFrame(rows).assign(
+        seed=0, run_id=[f"r{i}" for i in range(len(rows))], raw_top1=1.0, raw_cmap=0.9,
+        raw_f1=0.6, f1=0.5, rms=0.1,
+    )  # fmt: skip
+    data = analyse(trials)
+    assert sorted(s.family for s in data.families) == ["penalty", "penalty-action_features"]
+    curves = {c.family: c for c in data.b_curves}
+    assert set(curves) == {"penalty", "penalty-action_features"}
+    assert curves["penalty"].pixels and not curves["penalty-action_features"].pixels
+    assert len(curves["penalty-action_features"].trials) == len(PENALTY_SPACE_BS)
+    write_report(trials, tmp_path, "spaces", png=False, data=data, references={"blacken": 0.5})
+    assert (tmp_path / "metrics_vs_B_penalty.html").is_file()
+    assert (tmp_path / "metrics_vs_B_penalty-action_features.html").is_file()

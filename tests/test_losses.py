@@ -56,6 +56,48 @@ def test_penalty_matches_per_sample_reference():
         losses.penalty(x, y, 1.5)
 
 
+def test_feature_penalty_matches_per_sample_reference():
+    g = torch.Generator().manual_seed(1)
+    ref = torch.randn(5, 4, 3, generator=g)  # features (N, ...) of the raw clips
+    out = ref + 0.6 * torch.randn(5, 4, 3, generator=g)
+    out[0] = ref[0]  # one sample that f_A left alone
+    out[1] = 1.05 * ref[1]  # one just over a bound of 0.02: relative distance 0.05
+    expect = []
+    for i in range(5):
+        r, o = ref[i].flatten().tolist(), out[i].flatten().tolist()
+        dist = math.sqrt(sum((a - b) ** 2 for a, b in zip(r, o, strict=True)))
+        expect.append(max(0.0, dist / math.sqrt(sum(a * a for a in r)) - 0.02))
+    assert expect[0] == 0.0 and expect[1] == pytest.approx(0.03, abs=1e-6)
+    got = losses.feature_penalty(ref, out, 0.02).item()
+    assert got == pytest.approx(sum(expect) / 5, rel=1e-5)
+    # Relative: scaling every feature leaves it unchanged.
+    assert losses.feature_penalty(3 * ref, 3 * out, 0.02).item() == pytest.approx(got, rel=1e-5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        losses.feature_penalty(ref, out, -0.1)
+
+
+@pytest.mark.parametrize("kind", ["pixels", "features"])
+def test_penalties_match_finite_differences(kind):
+    """Both penalties' gradients with respect to f_A's output, against central differences
+    (float64 inputs), where the hinge is active for some samples and not for others."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 2, 4, 4, generator=g, dtype=torch.float64)
+    y = (x + 0.3 * torch.randn(3, 2, 4, 4, generator=g, dtype=torch.float64)).clamp(0, 1)
+    y[0] = x[0] + 0.01  # under the bound: no gradient from this sample
+    y.requires_grad_(True)
+    bound = 0.1
+    fn = losses.penalty if kind == "pixels" else losses.feature_penalty
+
+    def f(out: torch.Tensor) -> torch.Tensor:
+        return fn(x, out, bound).double()
+
+    # The losses compute in float32, so the differences step by 1e-3.
+    assert torch.autograd.gradcheck(f, (y,), eps=1e-3, atol=1e-3, rtol=1e-2)
+    f(y).backward()
+    assert y.grad is not None and float(y.grad[0].abs().max()) == 0.0
+    assert float(y.grad[1:].abs().max()) > 0
+
+
 def _anon_grad(bound: float, shift: float) -> float:
     """Gradient norm that the penalty alone gives a tiny f_A = x + w."""
     w = torch.full((1, 3, 1, 1), shift, requires_grad=True)

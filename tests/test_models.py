@@ -114,6 +114,27 @@ def test_action_model_builds_and_steps(name):
     _assert_all_grads(model)
 
 
+@pytest.mark.parametrize("name", ACTION_MODELS.names())
+def test_every_action_model_exposes_its_penultimate_features(name):
+    """What the feature-based penalty reads: the classifier's input, per sample, with a
+    gradient back to the clips; reading it leaves the logits as they were."""
+    torch.manual_seed(0)
+    frames, size = 4, 32
+    model = build_action_model(name, num_classes=5, frames=frames, size=size).eval()
+    x = torch.rand(2, 3, frames, size, size, requires_grad=True)
+    with torch.no_grad():
+        logits = model(x)
+    feats = model.features(x)
+    assert feats.dim() == 2 and feats.shape[0] == 2
+    assert feats.shape[1] % model.classifier.in_features == 0 and torch.isfinite(feats).all()
+    assert not torch.equal(feats[0], feats[1])  # they depend on the clip
+    feats.square().sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    with torch.no_grad():
+        assert torch.equal(model(x), logits)
+    assert not model.classifier._forward_pre_hooks  # the hook is gone
+
+
 @pytest.mark.parametrize("name", PRIVACY_MODELS.names())
 @pytest.mark.parametrize("head", ["simclr", "multilabel"])
 def test_privacy_model_builds_and_steps(name, head):

@@ -90,6 +90,48 @@ def test_resume_from_a_snapshot_gives_the_uninterrupted_result(tiny_cfg, tmp_pat
     assert resumed.summary() | {"seconds": 0} == full.summary() | {"seconds": 0}
 
 
+def test_the_feature_penalty_bounds_f_a_against_the_warm_started_f_t(tiny_cfg, tmp_path):
+    """penalty_on=action_features: the hinge is on phi's relative distance, phi the warm
+    started f_T frozen for the game (a resumed game rebuilds the same phi, so it gives the
+    uninterrupted result), and the trial reports that distance on its test clips."""
+    from trainables.data.load import load_data
+
+    cfg = dataclasses.replace(
+        tiny_cfg, minimax_epochs=2, penalty_on="action_features", B=0.01, lam=10.0
+    )
+    data = load_data(cfg)
+    shared = compute_shared(cfg, data, log=lambda m: None)
+    snaps = {}
+
+    def keep(epoch, metrics, snapshot):
+        torch.save(snapshot(), tmp_path / f"epoch{epoch}.pt")
+        snaps[epoch] = tmp_path / f"epoch{epoch}.pt"
+
+    full = run_trial(cfg, data=data, shared=shared, on_epoch=keep, log=lambda m: None)
+    assert 0.0 < full.feature_distance < 10.0 and "feature_distance" in full.summary()
+    assert full.history[0]["L_penalty"] > 0  # B = 0.01: the hinge is active
+    state = torch.load(snaps[1], weights_only=True)
+    resumed = run_trial(cfg, data=data, shared=shared, resume=state, log=lambda m: None)
+    assert resumed.summary() | {"seconds": 0} == full.summary() | {"seconds": 0}
+    pixels = run_trial(
+        dataclasses.replace(cfg, penalty_on="pixels"), data=data, shared=shared, log=lambda m: None
+    )
+    assert "feature_distance" not in pixels.summary()
+    assert pixels.history[0]["L_penalty"] != full.history[0]["L_penalty"]
+
+
+def test_the_feature_penalty_needs_its_reference():
+    from trainables.game.device import runtime
+    from trainables.game.train import GameViews, penalty_term
+
+    x = torch.rand(2, 3, 4, 8, 8)
+    g = GameViews(x, x, x, torch.zeros(2, dtype=torch.long), x[:, :, 0], x[:, :, 1])
+    cfg = config_for("smoke", penalty_on="action_features")
+    with pytest.raises(ValueError, match="penalty_reference"):
+        penalty_term(g, cfg, None, runtime("cpu", False, 0))
+    assert penalty_term(g, config_for("smoke"), None, runtime("cpu", False, 0)).item() == 0.0
+
+
 @pytest.mark.parametrize("anonymizer", ["blur_strong", "blacken"])
 def test_fixed_anonymizer_trial_skips_training(tiny_cfg, anonymizer):
     logs: list[str] = []

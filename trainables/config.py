@@ -31,6 +31,10 @@ from typing import Any
 
 from trainables.families import knob_owners
 
+#: What the penalty can bound (``penalty_on``): f_A's change in pixels, or in the features of
+#: the warm-started action model.
+PENALTY_SPACES = ("pixels", "action_features")
+
 #: Each stage and the stages whose output it starts from.
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "data": (),
@@ -176,13 +180,24 @@ class TrialConfig:
     dataset: str = _f("synthetic", "dataset or protocol name", stage=_DATA, registry="dataset")
     B: float = _f(
         0.3,
-        "penalty bound B on RMS(X - f_A(X)) of action inputs, in [0, 1]",
+        "penalty bound B on RMS(X - f_A(X)) of action inputs (or, with penalty_on="
+        "action_features, on their relative feature distance), in [0, 1]",
         stage=_GAME,
         min=0.0,
         max=1.0,
-        why="an RMS of pixels in [0, 1]",
+        why="an RMS of pixels in [0, 1], or a relative distance",
     )
     lam: float = _f(1.0, "penalty weight lambda_penalty, >= 0", stage=_GAME, min=0.0)
+    penalty_on: str = _f(
+        "pixels",
+        "what the penalty bounds: 'pixels' (Eq. 4 and the released code: RMS(X - f_A(X)) <= B) "
+        "or 'action_features' (the paper's feature-based form: ||phi(X) - phi(f_A(X))|| / "
+        "||phi(X)|| <= B, phi the penultimate features of the warm-started f_T, frozen for the "
+        "game)",
+        stage=_GAME,
+        neutral=True,
+        choices=PENALTY_SPACES,
+    )
     seed: int = _f(0, "seed of model initialisation and training order", stage=_GAME)
     data_seed: int = _f(0, "seed of the synthetic benchmark and of the shared stages", stage=_DATA)
     # Models.

@@ -29,6 +29,9 @@ class Family:
     #: ``when_set``: shown only away from the field's neutral value (at it, the knob does nothing).
     always: tuple[str, ...] = ()
     when_set: tuple[str, ...] = ()
+    #: A field whose values away from the neutral one record the trials as a family of their
+    #: own, ``<name>-<value>`` (the feature-based penalty beside the pixel one, on one front).
+    variant: str = ""
 
     @property
     def knobs(self) -> tuple[str, ...]:
@@ -46,6 +49,8 @@ FAMILIES: dict[str, Family] = {
             plays_game=True,
             fits=False,
             always=("B", "lam"),
+            when_set=("penalty_on",),
+            variant="penalty_on",
         ),
         Family(
             "tubelet",

@@ -15,11 +15,12 @@ from trainables.catalog import validate
 from trainables.config import TrialConfig
 from trainables.data.load import load_data
 from trainables.data.sets import TrialData
-from trainables.evaluation.evaluate import evaluate
+from trainables.evaluation.evaluate import evaluate, feature_distance_on
 from trainables.game.device import runtime, stage_data
 from trainables.game.keys import shared_key
-from trainables.game.train import make_minimax_optimizers, minimax
+from trainables.game.train import make_minimax_optimizers, minimax, penalty_reference
 from trainables.log import Log
+from trainables.models.action_models import VideoClassifier
 from trainables.models.anon_base import Anonymizer, fits
 from trainables.models.build import build_models, check_pretrained
 from trainables.stages import SharedStages, compute_shared, cpu_state
@@ -28,6 +29,8 @@ from trainables.stages import SharedStages, compute_shared, cpu_state
 FINAL_METRICS = ("top1", "cmap", "f1", "rms", "raw_top1", "raw_cmap", "raw_f1", "seconds")
 #: The init point's metrics (f_A before the game), for trials whose game trains f_A.
 INIT_METRICS = ("init_top1", "init_cmap", "init_rms")
+#: What the feature-based penalty bounds, measured on the test clips (NaN for the pixel one).
+PENALTY_METRICS = ("feature_distance",)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class TrialResult:
     init_top1: float = float("nan")
     init_cmap: float = float("nan")
     init_rms: float = float("nan")
+    feature_distance: float = float("nan")
     ap: list[float] = field(default_factory=list)
     raw_ap: list[float] = field(default_factory=list)
     init_ap: list[float] = field(default_factory=list)
@@ -74,6 +78,7 @@ class TrialResult:
         return {
             **{k: getattr(self, k) for k in keys},
             **self.init_metrics(),
+            **self.penalty_metrics(),
             "skipped_files": len(self.skipped_files),
             **self.model_metrics(),
         }
@@ -81,6 +86,12 @@ class TrialResult:
     def init_metrics(self) -> dict[str, float]:
         """The init point's metrics, when the game trained f_A (else none)."""
         return {k: getattr(self, k) for k in INIT_METRICS if getattr(self, k) == getattr(self, k)}
+
+    def penalty_metrics(self) -> dict[str, float]:
+        """The feature distance on the test clips, when the penalty bounded it (else none)."""
+        return {
+            k: getattr(self, k) for k in PENALTY_METRICS if getattr(self, k) == getattr(self, k)
+        }
 
     def model_metrics(self) -> dict[str, float]:
         """The per-model scores and the raw reference's (``raw_top1/<model>``, ...)."""
@@ -127,6 +138,7 @@ def run_trial(
     data = stage_data(data, rt.device)
     anon, f_t, f_b = build_models(cfg, data)
     history: list[dict[str, float]] = []
+    phi: VideoClassifier | None = None
     if anon.trainable:
         start = resume or {}
         anon.load_state_dict(copy.deepcopy(start.get("anon") or shared.init.state("anon")))
@@ -135,6 +147,10 @@ def run_trial(
         rt.place(anon, channels_last=True)
         rt.place(f_t)
         rt.place(f_b, channels_last=True)
+        # The feature-based penalty's phi: the warm-started f_T, whatever a resume restored.
+        phi = penalty_reference(f_t, cfg)
+        if phi is not None:
+            phi.load_state_dict(shared.init.state("action"))
         opts = make_minimax_optimizers(anon, f_t, f_b, cfg)
         if resume:
             for k, opt in opts.items():
@@ -167,7 +183,8 @@ def run_trial(
                 on_epoch(epoch, row, lambda: snapshot(epoch))
                 callbacks[0] += time.time() - t1
 
-        log(f"[minimax] B={cfg.B} lam={cfg.lam} seed={cfg.seed}")
+        on = "" if cfg.penalty_on == "pixels" else f" on {cfg.penalty_on}"
+        log(f"[minimax] B={cfg.B}{on} lam={cfg.lam} seed={cfg.seed}")
         t_game = time.time()
         minimax(
             anon,
@@ -180,6 +197,7 @@ def run_trial(
             on_epoch=epoch_done,
             start_epoch=int(start.get("epoch", 0)) + 1,
             optimizers=opts,
+            features=phi,
         )
         stages["game"] = time.time() - t_game
         stages["epoch_callbacks"] = callbacks[0]
@@ -193,6 +211,10 @@ def run_trial(
     else:
         rt.place(anon, channels_last=True)
         log(f"[minimax] skipped: {cfg.anonymizer} is a fixed anonymizer")
+    distance = float("nan")
+    if phi is not None:
+        distance = feature_distance_on(anon, phi, data.action_test.clips, cfg, rt)
+        log(f"[eval] feature distance on the test clips = {distance:.4f} (B = {cfg.B})")
     res = evaluate(anon, data, cfg, rt, log)
     skipped = data.skipped_files()
     if skipped:
@@ -211,6 +233,7 @@ def run_trial(
         eval_seed=cfg.eval_seed,
         shared_seconds=shared.seconds,
         **_init_point(shared),
+        feature_distance=distance,
         ap=res.ap,
         raw_ap=shared.raw.ap,
         history=history,

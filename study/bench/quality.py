@@ -185,6 +185,7 @@ def run_quality(plan: QualityPlan, *, records: Path | None, log: Log) -> list[di
                     "cmap": res.cmap,
                     "f1": res.f1,
                     "rms": res.rms,
+                    **res.penalty_metrics(),
                     "rms_first": res.history[0]["rms"] if res.history else None,
                     "rms_last": res.history[-1]["rms"] if res.history else None,
                     "ap": res.ap,
@@ -207,11 +208,24 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
     records = pd.DataFrame(rows)
     attributes: list[str] = next((r["attributes"] for r in rows if r.get("attributes")), [])
     summary = summarise(records)
+    bounded = (
+        "rms" if plan.overrides.get("penalty_on", "pixels") == "pixels" else "feature_distance"
+    )
     found = checks(summary, bounds=plan.bound_values, lam=plan.binding_lam, lam_off=plan.lam_off,
-                   lam_bound=plan.lam_bound)  # fmt: skip
+                   lam_bound=plan.lam_bound, bounded=bounded)  # fmt: skip
+    shown = ("top1", "cmap", "f1", "rms", *(("feature_distance",) if bounded != "rms" else ()))
+    heads = {
+        "top1": "Top-1",
+        "cmap": "cMAP",
+        "f1": "F1",
+        "rms": "RMS",
+        "feature_distance": "feature distance",
+    }
     lines = [
-        "| point | seeds | Top-1 | cMAP | F1 | RMS | RMS first/last epoch | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| point | seeds | "
+        + " | ".join(heads[c] for c in shown)
+        + " | RMS first/last epoch | seconds |",
+        "|---|---|" + "---|" * len(shown) + "---|---|",
     ]
 
     def pm(r: pd.Series, c: str) -> str:
@@ -219,7 +233,7 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
         return f"{r[f'{c}_mean']:.3f} ± {0.0 if std != std else std:.3f}"
 
     for point, r in summary.iterrows():
-        cells = [pm(r, c) for c in ("top1", "cmap", "f1", "rms")]
+        cells = [pm(r, c) if pd.notna(r.get(f"{c}_mean")) else "" for c in shown]
         game = (
             f"{r['rms_first_mean']:.3f} / {r['rms_last_mean']:.3f}"
             if "rms_first_mean" in r and r["rms_first_mean"] == r["rms_first_mean"]

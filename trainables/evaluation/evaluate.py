@@ -24,7 +24,7 @@ from trainables.evaluation import metrics
 from trainables.game import losses
 from trainables.game.device import Runtime, check_finite, seed_everything
 from trainables.game.pixels import Anonymized, Pixels, fetch
-from trainables.game.train import fit_action_classifier, shuffled
+from trainables.game.train import Featurizer, fit_action_classifier, shuffled
 from trainables.log import Log
 from trainables.models.action_models import build_action_model
 from trainables.models.privacy_models import build_privacy_model
@@ -288,3 +288,16 @@ def evaluate(
         models=models,
         stage_seconds=stages,
     )
+
+
+def feature_distance_on(
+    anon: nn.Module, phi: Featurizer, clips: Pixels, cfg: TrialConfig, rt: Runtime
+) -> float:
+    """The mean over ``clips`` of ||phi(x) - phi(f_A(x))|| / ||phi(x)||: the distance the
+    feature-based penalty bounds, on the test clips (as the trial's RMS is for the pixel one)."""
+    anon.eval()
+    out: list[torch.Tensor] = []
+    with torch.no_grad(), rt.autocast():
+        for _, x in fetch(clips, batches(len(clips), cfg.eval_batch_size, None), rt.device):
+            out.append(losses.feature_distance(phi.features(x), phi.features(anon(x))).cpu())
+    return float(torch.cat(out).mean()) if out else float("nan")

@@ -52,6 +52,23 @@ def penalty(x: torch.Tensor, anonymized: torch.Tensor, bound: float) -> torch.Te
     return F.relu(rms_per_sample(x, anonymized) - bound).mean()
 
 
+def feature_distance(ref: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """||ref - out|| / ||ref|| of each sample (features flattened over its non-batch dims): how
+    far f_A moved a sample in a feature space, relative to the sample's own feature norm."""
+    r, o = ref.float().flatten(1), out.float().flatten(1)
+    # The epsilons keep the gradient finite where f_A(x) == x, and the ratio where ref is 0.
+    return torch.sqrt((r - o).pow(2).sum(dim=1) + 1e-12) / (r.norm(dim=1) + 1e-12)
+
+
+def feature_penalty(ref: torch.Tensor, out: torch.Tensor, bound: float) -> torch.Tensor:
+    """The feature-based penalty (the paper's section 3 form): mean over samples of
+    max(0, ||phi(x) - phi(f_A(x))|| / ||phi(x)|| - B), with ``ref`` = phi(x) (a fixed reference,
+    computed without gradient) and ``out`` = phi(f_A(x)); B is a relative bound in [0, 1]."""
+    if not 0.0 <= bound <= 1.0:
+        raise ValueError(f"the bound B must lie in [0, 1], got {bound}")
+    return F.relu(feature_distance(ref, out) - bound).mean()
+
+
 def nt_xent_chance(n: int) -> float:
     """The NT-Xent of 2N embeddings that tell nothing apart (every similarity equal):
     log(2N - 1), the level of an f_B at chance."""

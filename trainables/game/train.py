@@ -4,10 +4,12 @@ the minimax game, and the classifier training that the evaluation reuses. Where 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -315,8 +317,10 @@ def minimax(
     on_epoch: EpochCallback | None = None,
     start_epoch: int = 1,
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
+    features: Featurizer | None = None,
 ) -> list[dict[str, float]]:
-    """The minimax game of Algorithm 1, batch by batch.
+    """The minimax game of Algorithm 1, batch by batch. ``features``: the feature-based
+    penalty's frozen f_T (:func:`penalty_reference` of the warm-started f_T).
 
     Step 1 updates f_A on L_T - L_B + lambda * L_penalty with f_T and f_B frozen. Step 2 updates
     f_T on L_T and f_B on L_B with f_A frozen (its outputs recomputed after step 1). The
@@ -342,8 +346,9 @@ def minimax(
             p1, p2 = privacy_samples(data, pidx, cfg, rt)
             set_game_lr(opts, cfg, (epoch - 1) * per_epoch + step, cfg.minimax_epochs * per_epoch)
             row = minimax_step(
-                anon, f_t, f_b, x, y, p1, p2, cfg, rt, opts, epoch, step, flip_labels=flip_labels
-            )
+                anon, f_t, f_b, x, y, p1, p2, cfg, rt, opts, epoch, step, flip_labels=flip_labels,
+                features=features,
+            )  # fmt: skip
             for k, v in row.items():
                 acc[k].append(v)
         row = {k: _mean(v) for k, v in acc.items()}
@@ -392,6 +397,44 @@ def set_game_lr(
             group["lr"] = base[name] * factor
 
 
+class Featurizer(Protocol):
+    """What the feature-based penalty needs of an action model: its penultimate features."""
+
+    def features(self, clips: torch.Tensor) -> torch.Tensor: ...
+
+
+_Model = TypeVar("_Model", bound=nn.Module)
+
+
+def penalty_reference(f_t: _Model, cfg: TrialConfig) -> _Model | None:
+    """For the feature-based penalty, a frozen copy of ``f_t`` (call it with the warm-started
+    f_T): the fixed reference phi that the game's f_A is measured against, as the raw clips
+    are for the pixel penalty. None for the pixel penalty."""
+    if cfg.penalty_on != "action_features":
+        return None
+    phi = copy.deepcopy(f_t).eval()
+    set_trainable(phi, False)
+    return phi
+
+
+def penalty_term(
+    g: GameViews, cfg: TrialConfig, features: Featurizer | None, rt: Runtime
+) -> torch.Tensor:
+    """L_penalty of one batch: on pixels, max(0, RMS(x - f_A(x)) - B); on the action features,
+    the same hinge on phi's relative distance, phi(x) computed once here without gradient."""
+    if cfg.penalty_on == "pixels":
+        return losses.penalty(g.ref, g.out.float(), cfg.B)
+    if features is None:
+        raise ValueError(
+            "penalty_on=action_features needs the frozen f_T of the game (penalty_reference)"
+        )
+    with torch.no_grad(), rt.autocast():
+        ref = features.features(g.ref)
+    with rt.autocast():
+        out = features.features(g.out)
+    return losses.feature_penalty(ref, out, cfg.B)
+
+
 #: What one game step reports (the epoch's row is their means).
 STEP_METRICS = ("L_A", "L_T", "L_B", "L_penalty", "rms", "L_T_step2", "L_B_step2", "train_top1")
 
@@ -411,10 +454,13 @@ def minimax_step(
     step: int = 0,
     *,
     flip_labels: torch.Tensor | None = None,
+    features: Featurizer | None = None,
 ) -> dict[str, float]:
     """One batch of the game: step 1 updates f_A, step 2 updates f_T and f_B. ``x`` are raw
     action clips in [0, 1] with labels ``y``; ``p1``/``p2`` the raw privacy samples
-    (:func:`privacy_samples`); augmentation is drawn here (:func:`game_views`).
+    (:func:`privacy_samples`); augmentation is drawn here (:func:`game_views`). ``features``:
+    the frozen f_T whose features the feature-based penalty compares
+    (:func:`penalty_reference`; needed with ``penalty_on`` = action_features).
 
     Step 2 runs the updated f_A again on the batch (no gradient), with the same augmentation
     draws, and trains f_T and f_B on its outputs. (Training them on step 1's outputs instead
@@ -437,7 +483,7 @@ def minimax_step(
         g = game_views(anon, x, y, p1, p2, cfg, rt.gen, flip_labels)
         l_t = losses.cross_entropy(f_t(g.clips), g.labels)
         l_b = losses.nt_xent(f_b(g.v1), f_b(g.v2), cfg.temperature)
-    l_pen = losses.penalty(g.ref, g.out.float(), cfg.B)
+    l_pen = penalty_term(g, cfg, features, rt)
     l_b_anon = losses.clamp_at_chance(l_b, len(g.v1)) if cfg.privacy_clamp else l_b
     l_a = losses.anonymizer_objective(
         l_t.float(), l_b_anon, l_pen, cfg.lam, w_action=cfg.w_action, w_privacy=cfg.w_privacy

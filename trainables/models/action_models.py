@@ -20,7 +20,8 @@ TORCHVISION_VIDEO_STD = (0.22803, 0.22145, 0.216989)
 
 
 class VideoClassifier(nn.Module):
-    """Normalises [0, 1] clips and runs the backbone."""
+    """Normalises [0, 1] clips and runs the backbone. :meth:`features` gives the penultimate
+    feature map, the input of the backbone's last linear layer (its classifier)."""
 
     def __init__(
         self,
@@ -38,9 +39,31 @@ class VideoClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1, 1), persistent=False)
         self.min_frames = min_frames
         self.size_multiple = size_multiple
+        linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(
+                f"{type(backbone).__name__} has no linear classifier to read features at"
+            )
+        #: The classifier: the last linear layer, whose input :meth:`features` returns.
+        self.classifier: nn.Linear = linears[-1]
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.backbone((clips - self.mean) / self.std)
+
+    def features(self, clips: torch.Tensor) -> torch.Tensor:
+        """The penultimate feature map of ``clips``, flattened per sample (N, D): what the
+        classifier reads. Differentiable with respect to ``clips``."""
+        seen: list[torch.Tensor] = []
+
+        def keep(_: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            seen.append(inputs[0])
+
+        hook = self.classifier.register_forward_pre_hook(keep)
+        try:
+            self(clips)
+        finally:
+            hook.remove()
+        return seen[-1].flatten(1)
 
 
 ACTION_MODELS: Registry[VideoClassifier] = Registry("action model")

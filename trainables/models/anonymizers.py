@@ -49,6 +49,18 @@ def family(name: str) -> str:
     return anonymizer_family(name).name
 
 
+def trial_family(cfg: TrialConfig) -> str:
+    """The family a trial of ``cfg`` is recorded under (the ``anonymizer.family`` tag): its
+    anonymizer's, or ``<family>-<value>`` when the family's ``variant`` field is away from its
+    neutral value (``penalty-action_features``), so that the report draws it apart."""
+    fam = anonymizer_family(cfg.anonymizer)
+    if fam.variant:
+        value = getattr(cfg, fam.variant)
+        if value != neutral_fields()[fam.variant]:
+            return f"{fam.name}-{value}"
+    return fam.name
+
+
 def learned_anonymizers() -> list[str]:
     """The anonymizers the minimax game trains."""
     return [n for n in ANONYMIZERS.names() if anonymizer_family(n).plays_game]

@@ -10,9 +10,9 @@ import torch
 from trainables.config import PRETRAINED, ConfigError, TrialConfig
 from trainables.data.sets import TrialData
 from trainables.log import Log
-from trainables.models.action_models import build_action_model
+from trainables.models.action_models import VideoClassifier, build_action_model
 from trainables.models.anonymizers import Anonymizer, build_anonymizer
-from trainables.models.privacy_models import build_privacy_model
+from trainables.models.privacy_models import ImageModel, build_privacy_model
 from trainables.models.weights import load_weights
 
 
@@ -45,7 +45,7 @@ def _check_geometry(cfg: TrialConfig, anon: Anonymizer, models: list[tuple[str, 
 
 def build_models(
     cfg: TrialConfig, data: TrialData
-) -> tuple[Anonymizer, torch.nn.Module, torch.nn.Module]:
+) -> tuple[Anonymizer, VideoClassifier, ImageModel]:
     """f_A, f_T and f_B for the game, with their geometry checked against the config."""
     anon = anonymizer_for(cfg, data.num_classes)
     f_t = build_action_model(
