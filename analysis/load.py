@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -47,6 +47,8 @@ class StudyRecord:
     chance: dict[str, float]
     #: Other parent runs of the same experiment (other studies under that name).
     others: list[str]
+    #: Reference edit name -> its mean feature distance (the feature-based penalty's space).
+    feature_calibration: dict[str, float] = field(default_factory=dict)
 
 
 def _experiment(experiment: str, tracking_uri: str) -> str:
@@ -91,6 +93,7 @@ def study_from_mlflow(experiment: str, tracking_uri: str, parent: str = "") -> S
     return StudyRecord(
         run_id=run_id,
         calibration=prefixed("metrics.calibration/"),
+        feature_calibration=prefixed("metrics.calibration_features/"),
         chance=prefixed("metrics.chance/"),
         others=[i for i in ids if i != run_id],
     )

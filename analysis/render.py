@@ -152,6 +152,7 @@ def write_report(
     png: bool = True,
     references: dict[str, float] | None = None,
     *,
+    feature_references: dict[str, float] | None = None,
     chance: Mapping[str, float] | None = None,
     hv_reference: Mapping[str, float] | None = None,
     parent: str = "",
@@ -159,10 +160,11 @@ def write_report(
     data: ReportData | None = None,
 ) -> list[Path]:
     """Write report.html, trials.csv, configurations.csv, summary.md and the plots into
-        ``out``. ``references`` (edit name -> its mean RMS cost on the action test set, from the
-        calibration) are drawn on the B axes: a bound above an edit's cost lets f_A go at least
-        that far. ``parent`` and ``tracking_uri`` name the study's records in the text; ``data``, when
-    given, is ``analyse``'s result for ``df``."""
+    ``out``. ``references`` (edit name -> its mean RMS cost on the action test set, from the
+    calibration) are drawn on the pixel penalty's B axis, ``feature_references`` (their mean
+    feature distance) on the feature-based penalty's: a bound above an edit's cost lets f_A go
+    at least that far. ``parent`` and ``tracking_uri`` name the study's records in the text;
+    ``data``, when given, is ``analyse``'s result for ``df``."""
     from analysis import plots
 
     out.mkdir(parents=True, exist_ok=True)
@@ -179,13 +181,13 @@ def write_report(
     for curve in data.b_curves:
         name = "metrics_vs_B" + (f"_{curve.family}" if curve.family else "")
         of = f" ({curve.family})" if curve.family else ""
-        edits = "; dashed: RMS cost of reference edits" if curve.pixels and references else ""
+        costs = references if curve.pixels else feature_references
+        what = "RMS cost" if curve.pixels else "feature distance"
+        edits = f"; dashed: {what} of reference edits" if costs else ""
         figs[name] = plots.metric_lines(
-            curve.trials,
-            "B",
-            f"Metrics against B{of} at λ = {curve.lam:g} (Figure 3){edits}",
-            references if curve.pixels else None,
-        )
+            curve.trials, "B", f"Metrics against B{of} at λ = {curve.lam:g} (Figure 3){edits}",
+            costs,
+        )  # fmt: skip
     if b is not None:
         at_b = learned[np.isclose(learned["B"], b)]
         figs["lambda_ablation"] = plots.metric_lines(

@@ -126,6 +126,7 @@ def report_from_mlflow(
         f"Study {experiment}" + (f" ({family} family)" if family else ""),
         png=png,
         references=record.calibration,
+        feature_references=record.feature_calibration,
         chance=record.chance,
         hv_reference=hv_reference,
         parent=record.run_id,

@@ -28,6 +28,7 @@ from trainables.stages import (
     compute_init,
     compute_init_point,
     compute_raw,
+    feature_calibration,
 )
 
 
@@ -54,6 +55,11 @@ def calibration_path(root: Path, cfg: TrialConfig) -> Path:
     return Path(root) / "shared" / f"calibration-{stage_key(cfg, 'data')}.json"
 
 
+def feature_calibration_path(root: Path, cfg: TrialConfig) -> Path:
+    """The edits' feature distances: they depend on the warm-started f_T, so on the init key."""
+    return Path(root) / "shared" / f"calibration-features-{init_key(cfg)}.json"
+
+
 def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, object]:
     """Compute whatever of ``cfg``'s shared stages (and the calibration of its data) is not on
     disk yet; return a summary."""
@@ -62,7 +68,8 @@ def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, o
     need_raw = not raw_path(root, cfg).exists()
     need_calibration = not calibration_path(root, cfg).exists()
     need_point = not init_point_path(root, cfg).exists()
-    if not (need_init or need_raw or need_calibration or need_point):
+    need_features = not feature_calibration_path(root, cfg).exists()
+    if not (need_init or need_raw or need_calibration or need_point or need_features):
         return done | {"computed": False}
     data = load_data(cfg, log)
     if need_calibration:
@@ -91,6 +98,9 @@ def ensure_shared(root: Path, cfg: TrialConfig, log: Log = print) -> dict[str, o
         point = compute_init_point(cfg, data, load_init(root, cfg), log)
         text = json.dumps(asdict(point) if point is not None else None)
         _atomic(init_point_path(root, cfg), lambda p: p.write_text(text))
+    if need_features:
+        feats = json.dumps(feature_calibration(cfg, data, load_init(root, cfg)))
+        _atomic(feature_calibration_path(root, cfg), lambda p: p.write_text(feats))
     return done | {"computed": True}
 
 
@@ -110,6 +120,13 @@ def load_init(root: Path, cfg: TrialConfig) -> InitStages:
 def load_calibration(root: Path, cfg: TrialConfig) -> dict[str, dict[str, float]]:
     """Edit name -> {"mean", "max"} RMS cost on the action test clips of ``cfg``'s data."""
     return json.loads(calibration_path(root, cfg).read_text())
+
+
+def load_feature_calibration(root: Path, cfg: TrialConfig) -> dict[str, dict[str, float]]:
+    """Edit name -> {"mean", "max"} feature distance (empty for a fixed anonymizer's stage, and
+    for a study dir from before the feature-based penalty that has not been resumed)."""
+    path = feature_calibration_path(root, cfg)
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def load_raw(root: Path, cfg: TrialConfig) -> EvalResult:

@@ -113,3 +113,10 @@ def test_calibration_prints_the_cost_of_each_edit():
     assert out["blur_sigma1"]["mean"] < out["blur_sigma2"]["mean"]
     assert out["downsample2x"]["mean"] < out["downsample4x"]["mean"]
     assert "| flatten |" in r.stdout and "allows erasing every clip" in r.stdout
+    # The same edits in the feature-based penalty's space (the warm-started f_T's features).
+    feats = out["features"]
+    assert set(feats) == {k for k in out if k in feats} and "flatten" in feats
+    for edit, cost in feats.items():
+        assert 0.0 <= cost["mean"] <= cost["max"], edit
+    assert feats["flatten"]["mean"] > feats["blur_sigma1"]["mean"]
+    assert "mean feature distance" in r.stdout

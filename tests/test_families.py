@@ -465,6 +465,7 @@ def test_the_feature_based_penalty_is_a_family_of_its_own_on_one_front(tmp_path)
     assert set(curves) == {"penalty", "penalty-action_features"}
     assert curves["penalty"].pixels and not curves["penalty-action_features"].pixels
     assert len(curves["penalty-action_features"].trials) == len(PENALTY_SPACE_BS)
-    write_report(trials, tmp_path, "spaces", png=False, data=data, references={"blacken": 0.5})
+    write_report(trials, tmp_path, "spaces", png=False, data=data, references={"blacken": 0.5},
+                 feature_references={"blacken": 0.8})  # fmt: skip
     assert (tmp_path / "metrics_vs_B_penalty.html").is_file()
     assert (tmp_path / "metrics_vs_B_penalty-action_features.html").is_file()

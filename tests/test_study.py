@@ -172,6 +172,8 @@ def test_smoke_study_records_everything_and_stays_on_loopback(smoke_study):
         parents[0].data.metrics["calibration/flatten"]
         > parents[0].data.metrics["calibration/greyscale"]
     )
+    # And in the feature-based penalty's space (the warm-started f_T's features).
+    assert parents[0].data.metrics["calibration_features/flatten"] > 0
     assert 0 < parents[0].data.metrics["chance/top1"] < 1
     assert 0 < parents[0].data.metrics["chance/cmap"] < 1
     # Each trial records whether its anonymizer is a fixed baseline; the report reads that.

@@ -22,7 +22,8 @@ def build_parser(scale: str = "smoke") -> argparse.ArgumentParser:
         allow_abbrev=False,
         prog="python -m trainables.calibrate",
         description="Print what reference edits cost in RMS(X - edit(X)) on the action test "
-        "clips, so that you see which bounds B can bind.",
+        "clips, and in the feature-based penalty's space (the warm-started f_T's features, "
+        "whose stage trains first), so that you see which bounds B can bind.",
     )
     p.add_argument("--scale", default="smoke", choices=sorted(SCALES), help="named scale")
     add_flags(p, TrialConfig, exclude=("scale",), scale=scale)
@@ -39,17 +40,30 @@ def main(argv: list[str] | None = None) -> int:
         validate(cfg)
         from trainables.data.load import load_data
         from trainables.evaluation.calibration import costs_on, table
+        from trainables.stages import compute_init, feature_calibration
 
-        costs = costs_on(load_data(cfg, lambda m: print(m, file=sys.stderr, flush=True)), cfg)
+        def log(m: str) -> None:
+            print(m, file=sys.stderr, flush=True)
+
+        data = load_data(cfg, log)
+        costs = costs_on(data, cfg)
+        # The feature space is the warm-started f_T's: its stage trains first.
+        features = feature_calibration(cfg, data, compute_init(cfg, data, log))
     except (ConfigError, ValueError) as e:
         return usage_error(e)
-    print(table(costs))
+    print(table(costs, features))
     top = costs["flatten"]["mean"]
     print(
         f"\nA bound B >= {top:.3f} (the mean cost of flattening every clip) allows erasing every "
         "clip: it restrains f_A only from recolouring at a higher cost."
     )
-    print(json.dumps({"dataset": cfg.dataset, "size": cfg.size, "frames": cfg.frames, **costs}))
+    if features:
+        print(
+            "With --penalty-on action_features, B bounds the feature distance instead: a bound "
+            "above an edit's mean feature distance lets f_A go at least that far."
+        )
+    record = {"dataset": cfg.dataset, "size": cfg.size, "frames": cfg.frames, **costs}
+    print(json.dumps(record | {"features": features}))
     return 0
 
 

@@ -15,8 +15,9 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data.sets import TrialData
+from trainables.evaluation.calibration import feature_costs_on
 from trainables.evaluation.evaluate import EvalResult, evaluate
-from trainables.game.device import runtime, stage_data
+from trainables.game.device import resolve_device, runtime, stage_data
 from trainables.game.keys import init_key, raw_key
 from trainables.game.train import (
     calibrate_batch_norm,
@@ -25,8 +26,9 @@ from trainables.game.train import (
     pretrain_privacy,
 )
 from trainables.log import Log
+from trainables.models.action_models import VideoClassifier
 from trainables.models.anon_base import fits
-from trainables.models.anonymizers import build_anonymizer
+from trainables.models.anonymizers import anonymizer_family, build_anonymizer
 from trainables.models.build import build_models, load_pretrained
 
 
@@ -160,3 +162,22 @@ def compute_shared(cfg: TrialConfig, data: TrialData, log: Log = print) -> Share
     init = compute_init(cfg, data, log)
     raw = compute_raw(cfg, data, log)
     return SharedStages(init, raw, raw_key(cfg), compute_init_point(cfg, data, init, log))
+
+
+def warm_action_model(cfg: TrialConfig, data: TrialData, init: InitStages) -> VideoClassifier:
+    """The warm-started f_T of ``init``, frozen, in eval mode, on ``cfg.device``: the space of
+    the feature-based penalty (its phi) and of the calibration's feature distances."""
+    _, f_t, _ = build_models(cfg, data)
+    f_t.load_state_dict(init.state("action"))
+    f_t.eval().requires_grad_(False)
+    return f_t.to(resolve_device(cfg.device))
+
+
+def feature_calibration(
+    cfg: TrialConfig, data: TrialData, init: InitStages
+) -> dict[str, dict[str, float]]:
+    """What the reference edits cost in the feature-based penalty's space, for an anonymizer
+    the game trains (empty for another: it has no warm-started f_T)."""
+    if not anonymizer_family(cfg.anonymizer).plays_game:
+        return {}
+    return feature_costs_on(data, cfg, warm_action_model(cfg, data, init))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from study.plan import StudyPlan
-from study.shared import load_calibration, load_shared
+from study.shared import load_calibration, load_feature_calibration, load_shared
 from study.tracking import client as tracking
 from trainables.evaluation.calibration import table
 
@@ -15,7 +15,7 @@ from trainables.evaluation.calibration import table
 def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
     """The raw reference of each distinct shared setting (tagged by its backbones; untagged as
     well when there is one), the curves of the stages behind it, and the RMS cost of reference
-    edits on its data (``calibration/``)."""
+    edits on its data (``calibration/``) and their feature distance (``calibration_features/``)."""
     for cfg in plan.shared_configs:
         shared = load_shared(plan.study.root, cfg)
         init, raw, point = shared.init, shared.raw, shared.init_point
@@ -41,9 +41,11 @@ def log_shared(c: Any, parent: str, plan: StudyPlan) -> None:
             if point is not None:
                 metrics |= {f"init/{k}": getattr(point, k) for k in ("top1", "cmap", "rms")}
         costs = load_calibration(plan.study.root, cfg)
+        features = load_feature_calibration(plan.study.root, cfg)
         if len(plan.shared_configs) == 1:  # the report draws these on its B axes
             metrics |= {f"calibration/{k}": v["mean"] for k, v in costs.items()}
-        c.log_text(parent, table(costs) + "\n", f"calibration/{tag}.md")
+            metrics |= {f"calibration_features/{k}": v["mean"] for k, v in features.items()}
+        c.log_text(parent, table(costs, features) + "\n", f"calibration/{tag}.md")
         tracking.log_metrics(c, parent, metrics)
         for name, curve in init.history.items():
             for step, v in enumerate(curve, start=1):

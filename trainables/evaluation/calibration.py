@@ -6,6 +6,8 @@ benchmark when the penalty does not hold it back).
 
 Each edit is a pure function of clips (N, C, T, H, W) in [0, 1] and, where the dataset has
 them, actor masks (N, T, H, W); :func:`calibrate` returns the mean and largest cost of each.
+The same edits cost :func:`feature_costs_on` in the space of the feature-based penalty: the
+relative distance they move the warm-started f_T's penultimate features.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from trainables.data.sets import TrialData, batches
 from trainables.game import losses
 from trainables.game.device import resolve_device
 from trainables.game.pixels import fetch
+from trainables.game.train import Featurizer
 from trainables.models.anonymizers import Blacken
 from trainables.models.minimize import blur, greyscale, per_frame, resolution
 
@@ -68,9 +71,14 @@ EDITS: dict[str, Edit] = {
 NEEDS_MASK = {"blacken"}
 
 
+#: A per-sample cost of an edit: (clips, edited clips) -> (N,).
+CostFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 @dataclass(frozen=True)
 class Cost:
-    """RMS(X - edit(X)) over the action test clips: the mean and the largest."""
+    """An edit's cost over the action test clips (RMS(X - edit(X)) unless another cost is
+    given): the mean and the largest."""
 
     mean: float
     max: float
@@ -78,9 +86,10 @@ class Cost:
 
 def calibrate(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+    cost: CostFn = losses.rms_per_sample,
 ) -> dict[str, Cost]:
-    """The cost of every edit over ``batches`` of (clips in [0, 1], masks or None). Edits that
-    need masks are left out when any batch has none."""
+    """The ``cost`` of every edit over ``batches`` of (clips in [0, 1], masks or None). Edits
+    that need masks are left out when any batch has none."""
     per: dict[str, list[torch.Tensor]] = {name: [] for name in EDITS}
     masked = True
     for x, m in batches:
@@ -88,7 +97,7 @@ def calibrate(
         for name, edit in EDITS.items():
             if name in NEEDS_MASK and m is None:
                 continue
-            per[name].append(losses.rms_per_sample(x, edit(x, m).clamp(0, 1)).cpu())
+            per[name].append(cost(x, edit(x, m).clamp(0, 1)).cpu())
     out = {}
     for name, rows in per.items():
         if not rows or (name in NEEDS_MASK and not masked):
@@ -98,7 +107,9 @@ def calibrate(
     return out
 
 
-def costs_on(data: TrialData, cfg: TrialConfig) -> dict[str, dict[str, float]]:
+def costs_on(
+    data: TrialData, cfg: TrialConfig, cost: CostFn = losses.rms_per_sample
+) -> dict[str, dict[str, float]]:
     """The cost of each edit on the action test clips of ``data``, as plain numbers."""
     test = data.action_test
     device = resolve_device(cfg.device)
@@ -110,11 +121,34 @@ def costs_on(data: TrialData, cfg: TrialConfig) -> dict[str, dict[str, float]]:
             yield x, m
 
     with torch.no_grad():
-        costs = calibrate(pairs())
+        costs = calibrate(pairs(), cost)
     return {k: {"mean": c.mean, "max": c.max} for k, c in costs.items()}
 
 
-def table(costs: dict[str, dict[str, float]]) -> str:
-    lines = ["| edit | mean RMS | max RMS |", "| --- | --- | --- |"]
-    lines += [f"| {k} | {v['mean']:.4f} | {v['max']:.4f} |" for k, v in costs.items()]
+def feature_costs_on(
+    data: TrialData, cfg: TrialConfig, phi: Featurizer
+) -> dict[str, dict[str, float]]:
+    """The cost of each edit in the feature-based penalty's space: ||phi(X) - phi(edit(X))|| /
+    ||phi(X)|| on the action test clips, ``phi`` the warm-started f_T (on ``cfg.device``)."""
+
+    def cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return losses.feature_distance(phi.features(x), phi.features(y))
+
+    return costs_on(data, cfg, cost)
+
+
+def table(
+    costs: dict[str, dict[str, float]], features: dict[str, dict[str, float]] | None = None
+) -> str:
+    """The costs as markdown; with ``features``, their feature distances beside them."""
+    head = "| edit | mean RMS | max RMS |"
+    if features:
+        head += " mean feature distance | max feature distance |"
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for k, v in costs.items():
+        row = f"| {k} | {v['mean']:.4f} | {v['max']:.4f} |"
+        if features:
+            f = features.get(k)
+            row += f" {f['mean']:.4f} | {f['max']:.4f} |" if f else " | |"
+        lines.append(row)
     return "\n".join(lines)
