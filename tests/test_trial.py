@@ -71,10 +71,10 @@ def test_trials_with_an_inert_penalty_compute_the_same_result(tiny_cfg):
     assert not penalty_is_inert(active) and result_key(active) != result_key(cfgs[0])
 
 
-def test_resume_from_a_snapshot_gives_the_uninterrupted_result(tiny_cfg, tmp_path):
+def _full_and_resumed(cfg, tmp_path):
+    """A trial run through, and the same trial resumed from its epoch-1 checkpoint."""
     from trainables.data.load import load_data
 
-    cfg = dataclasses.replace(tiny_cfg, minimax_epochs=2)
     data = load_data(cfg)
     shared = compute_shared(cfg, data, log=lambda m: None)
     snaps = {}
@@ -86,6 +86,13 @@ def test_resume_from_a_snapshot_gives_the_uninterrupted_result(tiny_cfg, tmp_pat
     full = run_trial(cfg, data=data, shared=shared, on_epoch=keep, log=lambda m: None)
     state = torch.load(snaps[1], weights_only=True)  # checkpoints load without pickle
     resumed = run_trial(cfg, data=data, shared=shared, resume=state, log=lambda m: None)
+    return full, resumed, data, shared
+
+
+def test_resume_from_a_snapshot_gives_the_uninterrupted_result(tiny_cfg, tmp_path):
+    full, resumed, _, _ = _full_and_resumed(
+        dataclasses.replace(tiny_cfg, minimax_epochs=2), tmp_path
+    )
     assert len(resumed.history) == 2
     assert resumed.summary() | {"seconds": 0} == full.summary() | {"seconds": 0}
 
@@ -94,24 +101,12 @@ def test_the_feature_penalty_bounds_f_a_against_the_warm_started_f_t(tiny_cfg, t
     """penalty_on=action_features: the hinge is on phi's relative distance, phi the warm
     started f_T frozen for the game (a resumed game rebuilds the same phi, so it gives the
     uninterrupted result), and the trial reports that distance on its test clips."""
-    from trainables.data.load import load_data
-
     cfg = dataclasses.replace(
         tiny_cfg, minimax_epochs=2, penalty_on="action_features", B=0.01, lam=10.0
     )
-    data = load_data(cfg)
-    shared = compute_shared(cfg, data, log=lambda m: None)
-    snaps = {}
-
-    def keep(epoch, metrics, snapshot):
-        torch.save(snapshot(), tmp_path / f"epoch{epoch}.pt")
-        snaps[epoch] = tmp_path / f"epoch{epoch}.pt"
-
-    full = run_trial(cfg, data=data, shared=shared, on_epoch=keep, log=lambda m: None)
+    full, resumed, data, shared = _full_and_resumed(cfg, tmp_path)
     assert 0.0 < full.feature_distance < 10.0 and "feature_distance" in full.summary()
     assert full.history[0]["L_penalty"] > 0  # B = 0.01: the hinge is active
-    state = torch.load(snaps[1], weights_only=True)
-    resumed = run_trial(cfg, data=data, shared=shared, resume=state, log=lambda m: None)
     assert resumed.summary() | {"seconds": 0} == full.summary() | {"seconds": 0}
     pixels = run_trial(
         dataclasses.replace(cfg, penalty_on="pixels"), data=data, shared=shared, log=lambda m: None
