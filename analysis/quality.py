@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+
+from analysis.pareto import FIXED_REFERENCE, hypervolume
 
 #: The scores summarised per point.
 SUMMARISED = ("top1", "cmap", "f1", "rms", "feature_distance", "rms_first", "rms_last", "seconds")
@@ -203,3 +206,37 @@ def checks(
         )
     )
     return out
+
+
+@dataclass(frozen=True)
+class SweepVolume:
+    """The hypervolume of a B sweep (fixed reference Top-1 = 0, cMAP = 1): of the front of
+    the points' seed means, and of each seed's own front (mean and std over seeds)."""
+
+    of_means: float
+    per_seed_mean: float
+    per_seed_std: float
+    seeds: int
+
+    def row(self) -> dict[str, float]:
+        return {
+            "of_means": self.of_means,
+            "per_seed_mean": self.per_seed_mean,
+            "per_seed_std": self.per_seed_std,
+            "seeds": self.seeds,
+        }
+
+
+def sweep_hypervolume(records: pd.DataFrame, bounds: Sequence[float], lam: float) -> SweepVolume:
+    """:class:`SweepVolume` of the points B in ``bounds`` at ``lam`` of the bench's records:
+    what two benches (the pixel and the feature-based penalty) compare."""
+    names = {point_name(b, lam) for b in bounds}
+    rows = records[records["point"].isin(names)] if "point" in records else records.iloc[:0]
+    if len(rows) == 0:
+        return SweepVolume(float("nan"), float("nan"), float("nan"), 0)
+    means = rows.groupby("point")[["top1", "cmap"]].mean()
+    per_seed = [hypervolume(g, reference=FIXED_REFERENCE) for _, g in rows.groupby("seed")]
+    std = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan")
+    return SweepVolume(
+        hypervolume(means, reference=FIXED_REFERENCE), float(np.mean(per_seed)), std, len(per_seed)
+    )

@@ -135,3 +135,25 @@ def test_the_quality_bench_refuses_fields_it_sets_itself():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 2 and "--set seed" in r.stderr and "--seeds" in r.stderr
+
+
+def test_the_sweep_hypervolume_of_means_and_per_seed():
+    from analysis.pareto import FIXED_REFERENCE, hypervolume
+    from analysis.quality import sweep_hypervolume
+
+    rows = [
+        # seed 0 and 1 at B = 0.1, 0.2 (lam 100); a lambda-0 point that must not count.
+        dict(point="B=0.1 lam=100", seed=0, top1=1.0, cmap=0.8),
+        dict(point="B=0.2 lam=100", seed=0, top1=0.8, cmap=0.4),
+        dict(point="B=0.1 lam=100", seed=1, top1=0.9, cmap=0.9),
+        dict(point="B=0.2 lam=100", seed=1, top1=0.6, cmap=0.5),
+        dict(point="B=0.1 lam=0", seed=0, top1=0.1, cmap=0.0),
+    ]
+    hv = sweep_hypervolume(pd.DataFrame(rows), [0.1, 0.2], 100.0)
+    seed0 = 1.0 * 0.2 + 0.8 * (0.8 - 0.4)  # the staircase of (1, .8) and (.8, .4)
+    seed1 = 0.9 * 0.1 + 0.6 * (0.9 - 0.5)
+    assert hv.seeds == 2 and hv.per_seed_mean == pytest.approx((seed0 + seed1) / 2)
+    assert hv.per_seed_std == pytest.approx(abs(seed0 - seed1) / 2**0.5)
+    means = pd.DataFrame({"top1": [0.95, 0.7], "cmap": [0.85, 0.45]})
+    assert hv.of_means == pytest.approx(hypervolume(means, reference=FIXED_REFERENCE))
+    assert sweep_hypervolume(pd.DataFrame(rows), [0.5], 100.0).seeds == 0

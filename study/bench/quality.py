@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from analysis.quality import attribute_ap, checks, point_name, summarise
+from analysis.quality import attribute_ap, checks, point_name, summarise, sweep_hypervolume
 from search_spaces import BINDING_LAM, BUILTIN_BS
 from study.bench.plan import TrialPlan
 from trainables.config import help_field, split_names
@@ -253,6 +253,13 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
     lines += ["", "| check | value | target | ok |", "|---|---|---|---|"]
     for c in found:
         lines.append(f"| {c.name} | {c.value:.3f} | {c.target} | {'yes' if c.ok else 'NO'} |")
+    hv = sweep_hypervolume(records, plan.bound_values, plan.binding_lam)
+    lines += [
+        "",
+        f"Hypervolume of the B sweep at lam={plan.binding_lam:g} (reference Top-1 = 0, cMAP = 1; "
+        f"penalty on {plan.overrides.get('penalty_on', 'pixels')}): {hv.of_means:.4f} of the "
+        f"seed means; per seed {hv.per_seed_mean:.4f} ± {hv.per_seed_std:.4f} ({hv.seeds} seeds)",
+    ]
     out = {
         "scale": plan.scale,
         "overrides": plan.overrides,
@@ -264,6 +271,7 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
         },
         "ap": {str(p): dict(r) for p, r in ap.to_dict(orient="index").items()},
         "checks": [c.row() for c in found],
+        "hypervolume": hv.row(),
         "passed": sum(c.ok for c in found),
         "total": len(found),
     }
