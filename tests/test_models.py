@@ -133,6 +133,10 @@ def test_every_action_model_exposes_its_penultimate_features(name):
     with torch.no_grad():
         assert torch.equal(model(x), logits)
     assert not model.classifier._forward_pre_hooks  # the hook is gone
+    # The classifier is read through the backbone, not registered twice: the state dict (and
+    # so every checkpoint) holds each parameter once, under the backbone's name.
+    keys = list(model.state_dict())
+    assert not any(k.startswith("classifier.") for k in keys) and len(keys) == len(set(keys))
 
 
 @pytest.mark.parametrize("name", PRIVACY_MODELS.names())

@@ -39,13 +39,21 @@ class VideoClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1, 1), persistent=False)
         self.min_frames = min_frames
         self.size_multiple = size_multiple
-        linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
+        linears = [n for n, m in backbone.named_modules() if isinstance(m, nn.Linear)]
         if not linears:
             raise ValueError(
                 f"{type(backbone).__name__} has no linear classifier to read features at"
             )
-        #: The classifier: the last linear layer, whose input :meth:`features` returns.
-        self.classifier: nn.Linear = linears[-1]
+        # Its name, not the module: a second reference would register it twice and put its
+        # parameters in the state dict again (checkpoints keep the backbone's keys only).
+        self.classifier_name = linears[-1]
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The backbone's last linear layer, whose input :meth:`features` returns."""
+        head = self.backbone.get_submodule(self.classifier_name)
+        assert isinstance(head, nn.Linear)
+        return head
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.backbone((clips - self.mean) / self.std)
