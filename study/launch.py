@@ -47,6 +47,17 @@ def _check_study_dir(plan: StudyPlan) -> str:
     return ""
 
 
+def _check_storage(root: Path) -> None:
+    """On a cluster, every live node must see the study dir (``study.storage``)."""
+    from study import storage
+
+    _log(f"[study] checking that every node sees the study dir {root}")
+    level, message = storage.judge(root, storage.probe(root))
+    if level == "error":
+        raise ValueError(message)
+    _log(message)
+
+
 def _parent_params(plan: StudyPlan) -> dict[str, Any]:
     study = plan.study
     return {
@@ -289,6 +300,8 @@ def _run_locked(plan: StudyPlan) -> int:
 
             try:
                 preflight.check_cluster_resources(study, ray.nodes())
+                if study.address:
+                    _check_storage(study.root)
             except ValueError as e:
                 return usage_error(e)
             server = stack.enter_context(_own_server(study))

@@ -109,3 +109,27 @@ def pytest_sessionfinish(session, exitstatus):
             with contextlib.suppress(psutil.Error):
                 p.kill()
         session.exitstatus = 1
+
+
+_SESSION_START = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The figures the fault, cluster and load tests measured in this session
+    (tests/study_helpers.figure), printed at the end of the run."""
+    import json
+    from pathlib import Path
+
+    path = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts")) / "reliability.jsonl"
+    if not path.exists():
+        return
+    rows = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            row = json.loads(line)
+            if row.get("time", 0) >= _SESSION_START:
+                rows.append(row)
+    if rows:
+        terminalreporter.section("figures measured by the tests")
+        for row in rows:
+            terminalreporter.write_line(f"{row['figure']}: {row['value']}")
