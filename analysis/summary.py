@@ -144,15 +144,24 @@ def penalty_row(row: pd.Series) -> bool:
 
 
 def setting(configs: pd.DataFrame, i: object) -> str:
-    """A fixed family's knobs in words, as the study recorded them; ''."""
+    """A family's knobs in words as the study recorded them (``anonymizer.setting``), or for
+    records without it the :func:`label` of the row less its B and λ (``penalty_on =
+    action_features``); ''."""
     row = configs.loc[i]
-    return str(row[SETTING]) if SETTING in row and isinstance(row[SETTING], str) else ""
+    if SETTING in row and isinstance(row[SETTING], str) and row[SETTING]:
+        return str(row[SETTING])
+    return ", ".join(text for key, text in label_parts(configs, i) if key not in ("B", "lam"))
 
 
 def label(configs: pd.DataFrame, i: object) -> str:
     """The configuration at row ``i`` by the config columns that vary, and by the family
     fields that describe it (B and λ always, for the penalty method; a family's own fields for
     its rows only)."""
+    return ", ".join(text for _, text in label_parts(configs, i))
+
+
+def label_parts(configs: pd.DataFrame, i: object) -> list[tuple[str, str]]:
+    """:func:`label`'s parts: (column, ``name = value``)."""
     row = configs.loc[i]
     own, family_fields = row_knobs(row), study_knobs(configs)
     keys = [
@@ -162,10 +171,10 @@ def label(configs: pd.DataFrame, i: object) -> str:
         or (own is None and c in ("B", "lam"))
     ]
     names = {"lam": "λ"}
-    return ", ".join(
-        f"{names.get(k, k)} = {row[k]:.3g}" if isinstance(row[k], float) else f"{k} = {row[k]}"
+    return [
+        (k, f"{names.get(k, k)} = {row[k]:.3g}" if isinstance(row[k], float) else f"{k} = {row[k]}")
         for k in keys
-    )
+    ]
 
 
 def b_curves(learned: pd.DataFrame) -> list[BCurve]:

@@ -14,7 +14,7 @@ from study.replicates import seeded
 from study.timings import cost_key
 from study.tracking.client import RUNS_VIEW, redact
 from trainables.config import from_dict
-from trainables.models.anonymizers import family, setting, shown_knobs
+from trainables.models.anonymizers import setting, shown_knobs, trial_family
 
 #: Where the `mlflow ui` command printed for a finished study serves it.
 UI_PORT = 5000
@@ -28,7 +28,7 @@ def results_table(results: Iterable[Any]) -> pd.DataFrame:
     for r in results:
         trial = from_dict(seeded(r.config)) if r.config else None
         cfg = trial.to_dict() if trial else {}
-        fam = family(trial.anonymizer) if trial else ""
+        fam = trial_family(trial) if trial else ""
         knobs = shown_knobs(trial) if trial else []
         m = r.metrics or {}
         rows.append(

@@ -312,6 +312,9 @@ def test_the_trial_records_say_which_family_fields_describe_it():
         return config_for("smoke", **kw)
 
     assert shown_knobs(cfg()) == ["B", "lam"] and setting(cfg()) == ""
+    feat = cfg(penalty_on="action_features")
+    assert shown_knobs(feat) == ["B", "lam", "penalty_on"]
+    assert setting(feat) == "penalty_on = action_features"  # B and λ have their own columns
     assert shown_knobs(cfg(anonymizer="tubelet_prune", keep_ratio=0.25)) == ["keep_ratio"]
     assert setting(cfg(anonymizer="tubelet_prune", keep_ratio=0.25)) == "keep_ratio = 0.25"
     m = cfg(anonymizer="minimize", min_bits=2, min_grey=True)

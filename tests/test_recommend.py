@@ -185,3 +185,20 @@ def test_two_studies_under_one_experiment_name_never_mix(tmp_path, capsys):
     assert parents[0] in (tmp_path / "first" / "summary.md").read_text()
     with pytest.raises(ValueError, match="not a study parent run"):
         report_from_mlflow("shared_name", uri, tmp_path / "x", png=False, parent="f" * 32)
+
+
+def test_the_feature_based_penalty_is_held_to_its_feature_distance_and_named_in_the_table():
+    """Under penalty_on = action_features B bounds the feature distance, not the RMS: an RMS
+    above B is no warning there, a feature distance above it is; the configurations table
+    says which penalty each row has, even for records without the setting tag."""
+    runs = _runs({(0.1, 10.0): [(0.9, 0.7)], (0.2, 10.0): [(0.8, 0.6)]})
+    runs["rms"] = 0.3
+    runs["penalty_on"] = "action_features"
+    runs["feature_distance"] = 0.05
+    runs["knobs"] = "B,lam,penalty_on"
+    assert penalty_warnings(runs) == []
+    runs.loc[runs["B"] == 0.1, "feature_distance"] = 0.2
+    w = penalty_warnings(runs)
+    assert len(w) == 1 and "1 of 2 penalised trials" in w[0] and "by up to 0.100" in w[0]
+    md = summary_markdown(analyse(runs), "t")
+    assert md.count("| penalty_on = action_features |") == 2, md

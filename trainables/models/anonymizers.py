@@ -84,13 +84,14 @@ def shown_knobs(cfg: TrialConfig) -> list[str]:
 
 
 def setting(cfg: TrialConfig) -> str:
-    """A fixed family's knobs in words (``keep_ratio = 0.25``, ``min_resolution = 0.5,
-    min_grey = True``); '' for a family the game trains (B and λ have columns of their own)
-    and for one with no knob set. The one label the summary, the dry run and the report show
-    (recorded as the ``anonymizer.setting`` tag)."""
-    if anonymizer_family(cfg.anonymizer).plays_game:
-        return ""
-    values = {k: getattr(cfg, k) for k in shown_knobs(cfg)}
+    """A family's knobs in words (``keep_ratio = 0.25``, ``min_resolution = 0.5,
+    min_grey = True``, ``penalty_on = action_features``), but for a family the game trains
+    those it always shows (B and λ have columns of their own); '' when no other knob is set.
+    The one label the summary, the dry run and the report show (recorded as the
+    ``anonymizer.setting`` tag)."""
+    fam = anonymizer_family(cfg.anonymizer)
+    own = fam.always if fam.plays_game else ()
+    values = {k: getattr(cfg, k) for k in shown_knobs(cfg) if k not in own}
     return ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
                      for k, v in values.items())  # fmt: skip
 
