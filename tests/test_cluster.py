@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -270,16 +271,25 @@ def test_an_authenticated_server_refuses_strangers_and_lets_the_study_in(two_hos
 FAULT_EPOCHS = 4
 
 
+@contextlib.contextmanager
 def _launch_in_head(
     tmp_path: Path, env: dict[str, str], *extra: str
-) -> tuple[subprocess.Popen, Path]:
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """A launcher on the head host, for the body to act on while it runs; then it must exit 0
+    (killed if the body failed first)."""
     log = tmp_path / "launch.log"
     with log.open("w") as f:
         proc = subprocess.Popen(
             _in(HEAD_NS, *launch_args(tmp_path, "--address", RAY_ADDRESS, *extra)),
             stdout=f, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
-    return proc, log
+    try:
+        yield proc, log
+        assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
 
 
 def _rows(root: Path) -> dict[Path, list[dict]]:
@@ -364,8 +374,13 @@ def test_a_worker_that_cannot_see_the_study_dir_is_refused_before_the_study_star
     no MLflow server or trial started."""
     env = _ray_env()
     _start_ray_nodes(env, worker_sh=f"mount -t tmpfs tmpfs {shlex.quote(str(tmp_path))}")
-    proc, log = _launch_in_head(tmp_path, env)
-    assert proc.wait(timeout=300) == 2, log.read_text()[-3000:]
+    log = tmp_path / "launch.log"
+    with log.open("w") as f:
+        r = subprocess.run(
+            _in(HEAD_NS, *launch_args(tmp_path, "--address", RAY_ADDRESS)), stdout=f,
+            stderr=subprocess.STDOUT, env=env, timeout=300, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+    assert r.returncode == 2, log.read_text()[-3000:]
     text = log.read_text()
     assert f"not visible on node(s) {WORKER_IP}" in text and "--study-dir" in text, text[-3000:]
     assert "MLflow tracking server" not in text
@@ -381,18 +396,12 @@ def test_a_dead_worker_node_s_trial_resumes_on_the_head_from_its_checkpoint(two_
     root = tmp_path / "smoke"
     _start_mlflow(tmp_path, root, env)
     _start_ray_nodes(env)
-    proc, log = _launch_in_head(tmp_path, env, "--tracking-uri", MLFLOW_URI,
-                                "--set", f"minimax_epochs={FAULT_EPOCHS}")  # fmt: skip
-    try:
+    with _launch_in_head(tmp_path, env, "--tracking-uri", MLFLOW_URI,
+                         "--set", f"minimax_epochs={FAULT_EPOCHS}") as (proc, log):  # fmt: skip
         trial = _wait_for_worker_epoch(root, proc, log, 1)
         killed_at = time.time()
         _kill_namespace_processes(WORKER_NS, signals=(signal.SIGKILL,))
         done_at_kill = _newest_epoch(trial)
-        assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=60)
     children = _assert_recorded_once(root)
     resumed = [c for c in children if "resumed_from_epoch" in c.data.tags]
     assert len(resumed) == 1, [c.data.tags for c in children]
@@ -438,11 +447,10 @@ def test_a_partition_that_heals_loses_no_write_and_records_each_epoch_once(two_h
     root = tmp_path / "smoke"
     _start_mlflow(tmp_path, root, env)
     _start_ray_nodes(env)
-    proc, log = _launch_in_head(tmp_path, env, "--tracking-uri", MLFLOW_URI,
-                                "--set", f"minimax_epochs={FAULT_EPOCHS}")  # fmt: skip
     link = ("ip", "-n", WORKER_NS, "link", "set", f"vw{SUFFIX}")
     spooled = 0
-    try:
+    with _launch_in_head(tmp_path, env, "--tracking-uri", MLFLOW_URI,
+                         "--set", f"minimax_epochs={FAULT_EPOCHS}") as (proc, log):  # fmt: skip
         trial = _wait_for_worker_epoch(root, proc, log, FAULT_EPOCHS)
         down_at = time.time()
         _sh(*link, "down")
@@ -452,11 +460,6 @@ def test_a_partition_that_heals_loses_no_write_and_records_each_epoch_once(two_h
                 time.sleep(1.0)
         finally:
             _sh(*link, "up")
-        assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=60)
     children = _assert_recorded_once(root)
     assert spooled > 0, "no write of the cut-off worker went to the spool"
     assert spool.pending(root) == [] and not list((root / "spool").glob("*.rejected"))
