@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run quality bench-search bench-ratios test test-heavy lint format clean chromium postgresql
+.PHONY: run quality bench-search bench-ratios docs test test-heavy lint format clean chromium postgresql
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -14,18 +14,25 @@ run: $(STAMP) chromium
 	$(PY) -m study.launch --space penalty_grid
 
 # Does the built-in benchmark show the trade-off? 3 seeds of the raw reference, a B sweep and the
-# lambda ablation, with the acceptance checks (rows kept in bench-quality.jsonl; a rerun reuses them).
+# lambda ablation, with the acceptance checks. Rows are kept in docs/results/records/ (a rerun
+# reuses them) and the tables are written to docs/results/.
 quality: $(STAMP)
-	$(PY) -m study.bench quality --seeds 3
+	$(PY) -m study.bench quality --seeds 3 --records docs/results/records/quality.jsonl --markdown docs/results/quality.md
 
 # Does the search find the grid's front with a third of its trials? penalty_grid once, then
-# pareto_search under 3 search seeds (trials kept in bench-search.jsonl; a rerun reuses them).
+# pareto_search under 3 search seeds.
 bench-search: $(STAMP)
-	$(PY) -m study.bench search --search-seeds 3
+	$(PY) -m study.bench search --search-seeds 3 --records docs/results/records/search.jsonl --markdown docs/results/search.md
 
 # The platform's overhead, the concurrency speed-up, the saving of shared stages, per-stage seconds.
 bench-ratios: $(STAMP) chromium
-	$(PY) -m study.bench ratios
+	$(PY) -m study.bench ratios --markdown docs/results/ratios.md
+
+# The docs' generated pages and pictures, remade from the records (seconds: the benches reuse
+# their recorded rows) and from the main study on disk (`make run` first).
+docs: $(STAMP) chromium
+	$(PY) -m study.bench quality --seeds 3 --records docs/results/records/quality.jsonl --markdown docs/results/quality.md
+	$(PY) -m study.docs --experiment penalty_grid
 
 # The report's PNGs (kaleido) and the browser test need Debian's chromium.
 chromium:

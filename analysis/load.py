@@ -49,6 +49,19 @@ class StudyRecord:
     others: list[str]
     #: Reference edit name -> its mean feature distance (the feature-based penalty's space).
     feature_calibration: dict[str, float] = field(default_factory=dict)
+    #: The study sampled its trials (a search), so the order in which they finished means
+    #: something; False for a grid.
+    searched: bool = False
+
+
+def _searched(row: pd.Series) -> bool:
+    """Whether a parent run's params say its study was a search (``study.search``; a study
+    recorded before that param: a sampler was given, which only a search takes)."""
+    flag = row.get("params.study.search")
+    if isinstance(flag, str) and flag:
+        return flag.lower() == "true"
+    sampler = row.get("params.study.sampler")
+    return isinstance(sampler, str) and bool(sampler)
 
 
 def _experiment(experiment: str, tracking_uri: str) -> str:
@@ -96,6 +109,7 @@ def study_from_mlflow(experiment: str, tracking_uri: str, parent: str = "") -> S
         feature_calibration=prefixed("metrics.calibration_features/"),
         chance=prefixed("metrics.chance/"),
         others=[i for i in ids if i != run_id],
+        searched=_searched(row),
     )
 
 

@@ -3,7 +3,7 @@ recomputes the analysis, and returns a ``go.Figure``; ``write_figure`` saves HTM
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,38 @@ def _hover(df: pd.DataFrame) -> tuple[np.ndarray, str]:
     cols = [c for c in HOVER if c in df]
     tmpl = "<br>".join(f"{c}=%{{customdata[{i}]}}" for i, c in enumerate(cols))
     return df[cols].astype(str).to_numpy(), tmpl + "<br>top1=%{x:.3f}<br>cmap=%{y:.3f}"
+
+
+def axis_range(
+    values: Sequence[float], min_span: float = 0.1, pad: float = 0.04
+) -> tuple[float, float]:
+    """An axis over ``values`` (fractions in [0, 1]) that spans at least ``min_span``, kept
+    inside [0, 1] where it fits, plus ``pad`` of the span on each side: so that a difference of
+    one clip does not fill the width, and the points at 0 or 1 are not cut in half."""
+    finite = [float(v) for v in values if v == v]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    if hi - lo < min_span:
+        mid = (lo + hi) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+        shift = min(0.0, 1.0 - hi) + max(0.0, -lo)
+        lo, hi = lo + shift, hi + shift
+    margin = pad * (hi - lo)
+    return lo - margin, hi + margin
+
+
+def _axes_over(fig: go.Figure, points: pd.DataFrame, *extra: tuple[float, float] | None) -> None:
+    """Both axes over ``points`` (``top1``/``cmap``, with their ``_std`` bars when present) and
+    the ``extra`` points (the raw reference, the init point), each spanning at least 0.1."""
+    ranges = {}
+    for axis, metric in (("x", "top1"), ("y", "cmap")):
+        values = list(points[metric]) if metric in points else []
+        if f"{metric}_std" in points:
+            std = points[f"{metric}_std"].fillna(0)
+            values += list(points[metric] + std) + list(points[metric] - std)
+        values += [p[0 if axis == "x" else 1] for p in extra if p is not None]
+        ranges[axis] = axis_range(values)
+    fig.update_xaxes(range=ranges["x"])
+    fig.update_yaxes(range=ranges["y"])
 
 
 def pareto_scatter(
@@ -116,6 +148,7 @@ def pareto_scatter(
                     marker=marker,
                 )
             )
+    _axes_over(fig, pd.concat([df[["top1", "cmap"]], configs]), raw, init)
     fig.update_layout(
         title="Action Top-1 vs privacy cMAP (right and down is better)",
         xaxis_title="action Top-1 (higher is better)",
@@ -197,6 +230,7 @@ def families_scatter(
                 marker=dict(size=13, symbol="star", color="#d62728"),
             )
         )  # fmt: skip
+    _axes_over(fig, configs, raw)
     fig.update_layout(
         title="Every anonymizer family on one front (right and down is better)",
         xaxis_title="action Top-1 (higher is better)",
@@ -244,7 +278,11 @@ def metric_lines(
     return fig
 
 
-def parallel_coordinates(df: pd.DataFrame, columns: list[str]) -> go.Figure:
+def parallel_coordinates(
+    df: pd.DataFrame, columns: list[str], constants: Mapping[str, str] | None = None
+) -> go.Figure:
+    """One axis per column of ``columns``; ``constants`` (the columns that never vary, with
+    their value) are said once, under the title, instead of taking an axis each."""
     dims = []
     for c in columns:
         v = df[c]
@@ -262,8 +300,18 @@ def parallel_coordinates(df: pd.DataFrame, columns: list[str]) -> go.Figure:
             line=dict(color=color, colorscale="Viridis", showscale=color is not None),
         )
     )
-    fig.update_layout(title="All parameters and metrics (colour: cMAP)")
+    title = "Parameters and metrics that vary (colour: cMAP)"
+    if constants:
+        same = ", ".join(f"{k} = {v}" for k, v in constants.items())
+        title += "<br><sup>the same in every trial: " + "<br>".join(_wrap(same, 120)) + "</sup>"
+    fig.update_layout(title=title, margin=dict(t=120))
     return fig
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width) or [""]
 
 
 def hypervolume_plot(curve: pd.Series) -> go.Figure:

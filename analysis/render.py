@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,78 @@ from analysis.robustness import robustness_markdown, robustness_table
 from analysis.summary import (
     ReportData,
     analyse,
+    constant_columns,
+    drop_text,
     label,
     penalty_row,
     pm,
     setting,
 )
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table as text: its header, its rows, and the caption that says the columns that are
+    the same in every row once (they are left out of the rows)."""
+
+    header: list[str]
+    rows: list[list[str]]
+    caption: str
+
+    def markdown(self) -> list[str]:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + " --- |" * len(self.header)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return lines + (["", self.caption] if self.caption else [])
+
+    def html(self, table_id: str) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in self.rows
+        )
+        caption = f"<caption>{_md_inline(self.caption)}</caption>" if self.caption else ""
+        return (
+            f'<table id="{table_id}" border="1" style="border-collapse:collapse">{caption}'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+
+
+#: The configurations table's describing columns (those that may go to the caption when the
+#: same in every row), then its figures.
+_DESCRIBING = ("anonymizer", "B", "λ", "setting", "seeds")
+
+
+def configurations_table(data: ReportData) -> Table:
+    """Table 1 style, one row per configuration: mean ± std over seeds and the drop from raw
+    (``↓ 65.2%``); a describing column that is the same in every row moves to the caption."""
+    rows = []
+    for i, r in data.configs.iterrows():
+        penalty = penalty_row(r)
+        b, lam = (f"{r['B']:.3g}", f"{r['lam']:.3g}") if penalty else ("", "")
+        rows.append(
+            {
+                "anonymizer": str(r.get("anonymizer", "")),
+                "B": b,
+                "λ": lam,
+                "setting": setting(data.configs, i),
+                "seeds": str(int(r["n"])),
+                "Top-1": pm(r, "top1"),
+                "cMAP": pm(r, "cmap"),
+                "F1": pm(r, "f1"),
+                "Top-1 drop": drop_text(r["top1_drop"]),
+                "cMAP drop": drop_text(r["cmap_drop"]),
+                "front": "yes" if r["on_front"] else "",
+            }
+        )
+    frame = pd.DataFrame(rows)
+    same = constant_columns(frame, _DESCRIBING) if len(frame) > 1 else {}
+    header = [c for c in frame.columns if c not in same]
+    said = [f"{k} = {v}" for k, v in same.items() if v]
+    caption = (
+        ("The same in every row: " + "; ".join(said) + ". " if said else "")
+        + "A drop is relative to raw data: ↓ below raw, ↑ above it. Every column: "
+        "`configurations.csv`."
+    )
+    return Table(header, [[row[c] for c in header] for row in rows], caption)
 
 
 def download_command(run_id: str, tracking_uri: str) -> str:
@@ -119,19 +187,8 @@ def summary_markdown(data: ReportData, title: str, parent: str = "", tracking_ur
     lines += [
         "## Configurations (mean ± std over seeds)",
         "",
-        "| anonymizer | B | λ | setting | seeds | Top-1 | cMAP | F1 | Top-1 drop | cMAP drop "
-        "| front |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *configurations_table(data).markdown(),
     ]
-    for i, r in data.configs.iterrows():
-        penalty = penalty_row(r)
-        b, lam = (f"{r['B']:.3g}", f"{r['lam']:.3g}") if penalty else ("", "")
-        lines.append(
-            f"| {r.get('anonymizer', '')} | {b} | {lam} | {setting(data.configs, i)} | "
-            f"{int(r['n'])} | "
-            f"{pm(r, 'top1')} | {pm(r, 'cmap')} | {pm(r, 'f1')} | "
-            f"{r['top1_drop']:+.1%} | {r['cmap_drop']:+.1%} | {'yes' if r['on_front'] else ''} |"
-        )
     ref = ", ".join(f"{k} = {v:g}" for k, v in data.reference.items())
     lines += [
         "",
@@ -158,13 +215,16 @@ def write_report(
     parent: str = "",
     tracking_uri: str = "",
     data: ReportData | None = None,
+    searched: bool = False,
 ) -> list[Path]:
     """Write report.html, trials.csv, configurations.csv, summary.md and the plots into
     ``out``. ``references`` (edit name -> its mean RMS cost on the action test set, from the
     calibration) are drawn on the pixel penalty's B axis, ``feature_references`` (their mean
     feature distance) on the feature-based penalty's: a bound above an edit's cost lets f_A go
     at least that far. ``parent`` and ``tracking_uri`` name the study's records in the text;
-    ``data``, when given, is ``analyse``'s result for ``df``."""
+    ``data``, when given, is ``analyse``'s result for ``df``; ``searched``: the study sampled
+    its trials, so the hypervolume against trials completed is drawn (a grid's order means
+    nothing)."""
     from analysis import plots
 
     out.mkdir(parents=True, exist_ok=True)
@@ -194,8 +254,10 @@ def write_report(
             at_b, "lam", f"Metrics against λ at B = {b:g} (Table 3)"
         )
     cols = [c for c in (*COMPARED, "rms", *SCORES) if c in t]
-    figs["parallel"] = plots.parallel_coordinates(t, cols)
-    figs["hypervolume"] = plots.hypervolume_plot(data.hypervolume_curve)
+    same = constant_columns(t, cols) if len(t) > 1 else {}
+    figs["parallel"] = plots.parallel_coordinates(t, [c for c in cols if c not in same], same)
+    if searched:  # the order of a grid's trials means nothing
+        figs["hypervolume"] = plots.hypervolume_plot(data.hypervolume_curve)
     written: list[Path] = []
     for name, fig in figs.items():
         written += plots.write_figure(fig, out / name, png=png)
@@ -258,8 +320,8 @@ def _html(title: str, data: ReportData, figs: dict, parent: str, tracking_uri: s
             + "</div>"
         )
         first = False
-    table = data.configs.to_html(index=False, float_format=lambda v: f"{v:.4f}")
-    parts.append(f"<h2>Configurations (mean and std over seeds)</h2>{table}")
+    table = configurations_table(data).html("configurations")
+    parts.append(f"<h2>Configurations (mean ± std over seeds)</h2>{table}")
     ref = ", ".join(f"{k} = {v:g}" for k, v in data.reference.items())
     parts.append(f"<p>Hypervolume of the means (reference {ref}): {data.hypervolume:.5f}</p>")
     if data.families:

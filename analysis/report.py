@@ -132,6 +132,7 @@ def report_from_mlflow(
         parent=record.run_id,
         tracking_uri=http,
         data=data,
+        searched=record.searched,
     )
     return paths, record.run_id, data
 

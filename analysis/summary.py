@@ -4,7 +4,7 @@ nothing), and the labels of a configuration."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -213,3 +213,24 @@ def ablation_bound(learned: pd.DataFrame) -> float | None:
         return None
     counts = learned.groupby("B")["lam"].nunique()
     return float(counts.idxmax()) if counts.max() > 1 else None
+
+
+def drop_text(drop: float) -> str:
+    """A relative drop from raw as the paper prints it, with an arrow that cannot be misread:
+    ``↓ 65.2%`` below raw, ``↑ 3.1%`` above it, ``0.0%`` at raw, ``''`` when unknown."""
+    if pd.isna(drop):
+        return ""
+    if round(abs(drop), 3) == 0:
+        return "0.0%"
+    return f"{'↓' if drop > 0 else '↑'} {abs(drop):.1%}"
+
+
+def constant_columns(df: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """The columns of ``columns`` in ``df`` that hold one value in every row (NaN counts as a
+    value), each with that value as text: what a table or plot can say once, in its caption."""
+    out = {}
+    for c in columns:
+        if c in df and len(df) and df[c].astype(str).nunique(dropna=False) == 1:
+            v = df[c].iloc[0]
+            out[c] = f"{v:.3g}" if isinstance(v, float) else str(v)
+    return out

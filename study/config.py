@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from trainables.config import SCALES, help_field
+from trainables.config import SCALES, STUDY_SCALE, help_field
 from trainables.flags import add_flags
 
 _f = help_field
@@ -18,7 +18,7 @@ class StudyConfig:
     space_module: str = _f(
         "", "import this module first, so that the spaces it registers (SPACES.register) exist"
     )
-    scale: str = _f("default", "trial scale (its values fill every unset field)", tuple(SCALES))
+    scale: str = _f(STUDY_SCALE, "trial scale (its values fill every unset field)", tuple(SCALES))
     dataset: str = _f("synthetic", "dataset or protocol name")
     seeds: int = _f(
         1,

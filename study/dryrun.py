@@ -4,7 +4,7 @@ an equivalent trial's stored result, and an estimated wall time."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from study.plan import StudyPlan
@@ -70,8 +70,23 @@ def _shared_stages(
     return shared_s
 
 
+@dataclass(frozen=True)
+class DryRun:
+    """What the dry run says: its text, and the estimated wall time (None: no figures)."""
+
+    text: str
+    seconds: float | None
+    source: str
+
+
 def describe(plan: StudyPlan) -> str:
     """The dry run's text."""
+    return dry_run(plan).text
+
+
+def dry_run(plan: StudyPlan) -> DryRun:
+    """The dry run: its text and its estimate (the launcher records the estimate too, so that
+    a finished study shows it beside its measured wall time)."""
     study, trials = plan.study, plan.trials
     root = study.root
     lines = [
@@ -150,4 +165,4 @@ def describe(plan: StudyPlan) -> str:
         problem = resume_problem(plan)
         lines.append(f"error: {problem}" if problem else "--resume: the flags match the study.")
     lines.append("Nothing was started. Run it without --dry-run.")
-    return "\n".join(lines)
+    return DryRun("\n".join(lines), total, sec.source)

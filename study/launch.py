@@ -65,7 +65,24 @@ def _parent_params(plan: StudyPlan) -> dict[str, Any]:
         "study.set": " ".join(study.set),
         "study.grid": " ".join(study.grid),
         "study.trials": len(plan.trials),
+        "study.search": plan.space.is_search,
     }
+
+
+def _record_estimate(plan: StudyPlan, c: Any, parent: str) -> None:
+    """The dry run's estimate of this study, printed and kept on the parent run
+    (``study/estimated_seconds``), so that the finished study shows it beside its wall time."""
+    from study.dryrun import dry_run
+    from study.tracking import client as tracking
+
+    if plan.study.resume:
+        return  # the estimate of a resumed study is not the whole study's
+    est = dry_run(plan)
+    if est.seconds is None:
+        return
+    _log(f"[study] estimated wall time: {est.seconds / 60:.1f} min ({est.source})")
+    tracking.log_metrics(c, parent, {"study/estimated_seconds": est.seconds})
+    c.set_tag(parent, "study.estimate_source", est.source)
 
 
 def _status(table: Any) -> tuple[str, str]:
@@ -315,6 +332,7 @@ def _run_locked(plan: StudyPlan) -> int:
             )
             _log(f"[study] runs table: {tracking.runs_url(uri, exp_id)}")
             _log(f"[study] {plan.space.name}: {plan.num_trials} trials, parent run {parent}")
+            _record_estimate(plan, c, parent)
             table = _run_trials(plan, uri, c, exp_id, parent, tags)
             if supervisor is not None:
                 supervisor.wait_up()

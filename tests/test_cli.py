@@ -217,3 +217,37 @@ def test_dry_run_prints_the_trials_sharing_reuse_and_time_and_starts_nothing(tmp
     assert "Shared stages: none shared (--private-stages)" in r.stdout and "S1" not in r.stdout
     assert f"{n} trials: {n} train" in r.stdout
     assert f"Estimated wall time: {n * 160 / 60:.1f} min" in r.stdout  # n x (100 s + 60 s)
+
+
+def test_anonymize_writes_the_file_an_output_names_or_refuses_it_before_loading(tmp_path, capsys):
+    """One input file and a file-like --output: that file, not a folder named like a file."""
+    from trainables import anonymize
+
+    video, image = tmp_path / "clip.avi", tmp_path / "photo.png"
+    video.write_bytes(b"x")
+    image.write_bytes(b"x")
+    assert anonymize.output_path(video, video, tmp_path / "anon.mp4") == tmp_path / "anon.mp4"
+    assert anonymize.output_path(image, image, tmp_path / "a.jpg") == tmp_path / "a.jpg"
+    assert anonymize.output_path(video, video, tmp_path / "out") == tmp_path / "out" / "clip.mp4"
+    (tmp_path / "dir.mp4").mkdir()  # an existing folder is a folder, whatever its name
+    assert anonymize.output_path(video, video, tmp_path / "dir.mp4") == (
+        tmp_path / "dir.mp4" / "clip.mp4"
+    )
+    for inp, out, needle in (
+        (video, "anon.avi", "a video is written as H.264 MP4; name a .mp4 file"),
+        (image, "anon.mp4", "photo.png is an image; name an image file"),
+        (tmp_path, "anon.mp4", "is a directory, so --output must be a directory"),
+    ):
+        rc = anonymize.main(["--weights", "missing.pt", "--input", str(inp),
+                             "--output", str(tmp_path / out)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc == 2 and needle in err, err
+        assert "missing.pt" not in err  # refused before the weights are looked at
+    assert not (tmp_path / "anon.mp4").exists()
+
+
+def test_the_calibration_command_defaults_to_the_scale_a_study_records_it_at():
+    from study.config import StudyConfig
+    from trainables import calibrate
+
+    assert calibrate.build_parser().parse_args([]).scale == StudyConfig().scale == "default"

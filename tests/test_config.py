@@ -102,7 +102,8 @@ def test_cli_lists_registries_and_help():
 
 def test_calibration_prints_the_cost_of_each_edit():
     r = subprocess.run(
-        [sys.executable, "-m", "trainables.calibrate", "--n-action-test", "8", "--size", "32"],
+        [sys.executable, "-m", "trainables.calibrate", "--scale", "smoke", "--n-action-test", "8",
+         "--size", "32"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]

@@ -4,6 +4,7 @@ tiny inputs (rows recorded as they finish and reused by a rerun)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -122,11 +123,20 @@ def test_the_quality_bench_records_rows_and_reuses_them(tmp_path):
     assert "| check | value | target | ok |" in first.stdout
     assert "| point | " + " | ".join(ATTRIBUTES) + " |" in first.stdout
 
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    # The rerun reuses every row, and --markdown writes the printed tables with what made them.
+    md = tmp_path / "docs" / "quality.md"
+    again = subprocess.run([*cmd, "--markdown", str(md)], capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[minimax]" not in again.stderr and "[identity]" not in again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1]) == out
     assert len(records.read_text().splitlines()) == 10
+    text = md.read_text()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert text.startswith("# study.bench quality: Does the benchmark show the trade-off?")
+    assert f"at commit `{commit.strip()[:12]}`" in text and f"{os.cpu_count()} CPU cores" in text
+    assert "python -m study.bench quality --scale smoke --seeds 2" in text
+    assert "| check | value | target | ok |" in text and '{"scale"' not in text
 
 
 def test_the_quality_bench_refuses_fields_it_sets_itself():

@@ -76,8 +76,8 @@ def test_report_files_and_contents(tmp_path):
         "metrics_vs_B.html",
         "lambda_ablation.html",
         "parallel.html",
-        "hypervolume.html",
     } <= names
+    assert "hypervolume.html" not in names  # a grid: the order of its trials means nothing
     csv = pd.read_csv(tmp_path / "trials.csv")
     assert {"run_id", "B", "lam", "top1", "cmap", "f1", "on_front"} <= set(csv.columns)
     assert set(csv["on_front"].astype(str).str.lower()) <= {"true", "false"}
@@ -96,6 +96,48 @@ def test_report_files_and_contents(tmp_path):
     # plotly.js is embedded (megabytes of it), not fetched from a CDN.
     assert re.search(r"<script[^>]*\bsrc=", page) is None
     assert len(page) > 3_000_000
+
+
+def test_the_report_reads_well(tmp_path):
+    """Drops with an arrow, constants once in a caption, the front's axes around the raw point,
+    the hypervolume against trials for a search only."""
+    from analysis.plots import axis_range, pareto_scatter
+    from analysis.render import configurations_table
+    from analysis.summary import drop_text
+
+    assert drop_text(0.652) == "↓ 65.2%" and drop_text(-0.031) == "↑ 3.1%"
+    assert drop_text(0.0) == "0.0%" and drop_text(float("nan")) == ""
+    df = _trials()
+    data = analyse(df)
+    table = configurations_table(data)
+    assert "seeds" in table.header and "anonymizer" in table.header  # they vary here
+    one = df[~df["fixed_anonymizer"]].drop_duplicates(["B", "lam"])  # one seed, one anonymizer
+    table = configurations_table(analyse(one))
+    assert "anonymizer" not in table.header and "seeds" not in table.header
+    assert "The same in every row: anonymizer = unetpp_tiny; seeds = 1." in table.caption
+    assert all(len(r) == len(table.header) for r in table.rows)
+    assert any("↓" in c for r in table.rows for c in r) and not any(
+        c.startswith("+") for r in table.rows for c in r
+    )
+    # Axes span at least 0.1, stay in [0, 1] where they fit, and keep the raw point in view.
+    lo, hi = axis_range([0.992, 0.996, 1.0])
+    assert hi - lo >= 0.1 and lo < 0.9 + 1e-9 and 1.0 < hi < 1.01
+    assert axis_range([0.2, 0.8]) == pytest.approx((0.2 - 0.024, 0.8 + 0.024))
+    tight = one.assign(top1=0.995 + 0.001 * np.arange(len(one)))
+    fig = pareto_scatter(tight, analyse(tight).configs, raw=(1.0, 0.95))
+    x, y = fig.layout.xaxis.range, fig.layout.yaxis.range
+    assert x[1] - x[0] >= 0.1 and x[0] <= 0.995 and x[1] >= 1.0 and y[1] >= 0.95
+    # Parallel coordinates: the constants in the title, not an axis each.
+    write_report(one, tmp_path / "grid", "grid", png=False)
+    parallel = (tmp_path / "grid" / "parallel.html").read_text()
+    assert "the same in every trial: anonymizer = unetpp_tiny" in parallel
+    assert '"label":"anonymizer"' not in parallel.replace(" ", "")
+    assert '"label":"B"' in parallel.replace(" ", "")
+    page = (tmp_path / "grid" / "report.html").read_text()
+    assert 'id="configurations"' in page and "The same in every row" in page
+    assert not (tmp_path / "grid" / "hypervolume.html").exists()
+    write_report(one, tmp_path / "search", "search", png=False, searched=True)
+    assert (tmp_path / "search" / "hypervolume.html").is_file()
 
 
 def _chromium() -> str | None:

@@ -547,9 +547,52 @@ def test_anonymize_applies_the_chosen_run_to_videos(smoke_study):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert f"RMS {rms['photo.png']:.4f}" in r.stdout
+    # One input file and an --output that names a file: that file is written, not a folder.
+    one = smoke_study.tmp / "one" / "anon.mp4"
+    r = subprocess.run(
+        [sys.executable, "-m", "trainables.anonymize", "--weights", str(local / "anonymizer.pt"),
+         "--input", str(src / "clip.mp4"), "--output", str(one), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert one.is_file() and f"-> {one}:" in r.stdout
+    with av.open(str(one)) as v:
+        assert sum(1 for _ in v.decode(v.streams.video[0])) == 30
     r = subprocess.run(
         [sys.executable, "-m", "trainables.anonymize", "--weights", "0" * 32,
          "--input", str(src), "--output", str(out)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "MLFLOW_TRACKING_URI": ""},
     )  # fmt: skip
     assert r.returncode == 2 and "give the study's MLflow server with --tracking-uri" in r.stderr
+
+
+@pytest.mark.skipif(
+    _chromium() is None, reason="Debian's chromium is not installed; `make test` installs it"
+)
+def test_the_docs_pictures_and_results_page_are_made_from_a_finished_study(smoke_study):
+    """`python -m study.docs`: the report and the runs table in Chromium, a strip of frames
+    through the study's own anonymizers, and the study's page with what made it."""
+    assert smoke_study.returncode == 0, smoke_study.out[-3000:]
+    out, page = smoke_study.tmp / "img", smoke_study.tmp / "results" / "smoke.md"
+    r = subprocess.run(
+        [sys.executable, "-m", "study.docs", "--experiment", "smoke", "--study-dir",
+         str(smoke_study.tmp), "--out", str(out), "--results", str(page), "--bounds", "0.1,0.1",
+         "--clips", "4"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("report.png", "mlflow-runs.png", "frames.png"):
+        img = np.asarray(Image.open(out / name).convert("L"), dtype=float)
+        assert img.std() > 10, name  # a rendered picture, not a blank one
+    strip = np.asarray(Image.open(out / "frames.png").convert("RGB"))
+    assert strip.shape[0] > 2 * 32 * 4  # raw and two rows of f_A, frames scaled 4 times
+    text = page.read_text()
+    assert text.startswith("# The study `smoke`") and "min** (the launcher's wall time" in text
+    assert "the dry run's estimate at launch was" in text  # recorded by the launcher
+    assert "python -m study.launch" in text and "## Recommendation" in text
+    bad = subprocess.run(
+        [sys.executable, "-m", "study.docs", "--experiment", "smoke", "--study-dir",
+         str(smoke_study.tmp), "--out", str(out), "--bounds", "0.33,0.1", "--results", "none"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--bounds 0.33 at --lam 100: no such trial" in bad.stderr

@@ -255,8 +255,50 @@ def anonymize_image(anon: Anonymizer, src: Path, dst: Path, device: torch.device
     return Outcome(src, dst, 1, rms.value)
 
 
+def output_target(src: Path, out: Path) -> Path | None:
+    """The file that ``out`` names when the input is the one file ``src`` and ``out`` looks like
+    a file (a video or image suffix, not an existing directory); None when ``out`` is a directory.
+
+    A video is written as H.264 MP4, so a video goes to a ``.mp4`` file; an image keeps being an
+    image, in the format ``out``'s suffix names. Anything else is refused, naming the fix.
+    """
+    suffix = out.suffix.lower()
+    if out.is_dir() or suffix not in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES):
+        return None
+    is_video = src.suffix.lower() in VIDEO_SUFFIXES
+    if is_video and suffix != ".mp4":
+        raise AnonymizeError(
+            f"--output {out}: a video is written as H.264 MP4; name a .mp4 file "
+            f"(--output {out.with_suffix('.mp4')}) or a directory"
+        )
+    if not is_video and suffix not in IMAGE_SUFFIXES:
+        raise AnonymizeError(
+            f"--output {out}: {src.name} is an image; name an image file "
+            f"({', '.join(IMAGE_SUFFIXES)}) or a directory"
+        )
+    return out
+
+
+def check_output(path: Path, out: Path) -> None:
+    """Refuse an ``--output`` that names a file for a directory of inputs, before any work."""
+    if path.is_dir() and (
+        out.is_file() or out.suffix.lower() in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES)
+    ):
+        raise AnonymizeError(
+            f"--output {out}: --input {path} is a directory, so --output must be a directory "
+            "(each file keeps its relative path under it)"
+        )
+    if path.is_file() and out.is_file() and output_target(path, out) is None:
+        raise AnonymizeError(f"--output {out}: an existing file that is not a video or an image")
+
+
 def output_path(src: Path, root: Path, out: Path) -> Path:
-    """Where ``src`` goes: its path relative to the input root, under ``out``; videos as .mp4."""
+    """Where ``src`` goes: ``out`` itself when it names a file for the one input file, else its
+    path relative to the input root, under ``out``; videos as .mp4."""
+    if root.is_file():
+        target = output_target(src, out)
+        if target is not None:
+            return target
     rel = Path(src.name) if root.is_file() else src.relative_to(root)
     if src.suffix.lower() in VIDEO_SUFFIXES:
         rel = rel.with_suffix(".mp4")
@@ -277,7 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or a models:/ URI",
     )
     p.add_argument("--input", required=True, type=Path, help="a video, an image or a directory")
-    p.add_argument("--output", required=True, type=Path, help="output directory")
+    p.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="output directory; for one input file, also a file (.mp4 for a video, an image "
+        "suffix for an image)",
+    )
     p.add_argument(
         "--tracking-uri",
         default="",
@@ -301,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         files = inputs(args.input)
         if args.output.resolve() == args.input.resolve():
             raise AnonymizeError("--output must differ from --input: nothing is overwritten")
+        check_output(args.input, args.output)
+        if args.input.is_file():
+            output_path(args.input, args.input, args.output)  # refuses a bad file name now
         with tempfile.TemporaryDirectory() as d:
             weights, config = resolve_weights(args.weights, args.tracking_uri, Path(d))
             anon = load_anonymizer(weights, config).to(device)

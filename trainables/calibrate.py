@@ -11,12 +11,12 @@ import argparse
 import json
 import sys
 
-from trainables.config import SCALES, TrialConfig, config_for
+from trainables.config import SCALES, STUDY_SCALE, TrialConfig, config_for
 from trainables.flags import add_flags, overrides_from_args, scale_in
 from trainables.log import usage_error
 
 
-def build_parser(scale: str = "smoke") -> argparse.ArgumentParser:
+def build_parser(scale: str = STUDY_SCALE) -> argparse.ArgumentParser:
     """The CLI; each flag's help shows the value that ``scale`` gives it."""
     p = argparse.ArgumentParser(
         allow_abbrev=False,
@@ -25,13 +25,18 @@ def build_parser(scale: str = "smoke") -> argparse.ArgumentParser:
         "clips, and in the feature-based penalty's space (the warm-started f_T's features, "
         "whose stage trains first), so that you see which bounds B can bind.",
     )
-    p.add_argument("--scale", default="smoke", choices=sorted(SCALES), help="named scale")
+    p.add_argument(
+        "--scale",
+        default=STUDY_SCALE,
+        choices=sorted(SCALES),
+        help="named scale (the default is a study's, so the table is the one a study records)",
+    )
     add_flags(p, TrialConfig, exclude=("scale",), scale=scale)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser(scale_in(argv)).parse_args(argv)
+    args = build_parser(scale_in(argv, STUDY_SCALE)).parse_args(argv)
     from trainables.catalog import validate
     from trainables.config import ConfigError
 

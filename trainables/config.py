@@ -644,6 +644,9 @@ SCALES: dict[str, dict[str, Any]] = {
     ),
 }
 
+#: The scale of a study, and of the calibration that it records, when none is given.
+STUDY_SCALE = "default"
+
 
 class ConfigError(ValueError):
     """A config that cannot run; raised before any training starts."""

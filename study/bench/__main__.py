@@ -11,9 +11,10 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
-from study.bench import load, quality, ratios, search, speed
+from study.bench import load, markdown, quality, ratios, search, speed
 from trainables.flags import add_flags
 
 
@@ -35,6 +36,13 @@ BENCHES: dict[str, Bench] = {
 _OLD = {f"--{name}": name for name in BENCHES}
 
 
+def headline(plan: type) -> str:
+    """A bench's question or purpose: its plan's docstring up to the first '?' or ':'."""
+    doc = " ".join((plan.__doc__ or "").split())
+    first = doc.split("? ")[0].split(": ")[0]
+    return first + ("?" if doc.startswith(first + "?") else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m study.bench", description=__doc__.split("\n")[0], allow_abbrev=False
@@ -42,10 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="bench", metavar="{" + ",".join(BENCHES) + "}")
     for name, bench in BENCHES.items():
         doc = " ".join((bench.plan.__doc__ or "").split())
-        sp = sub.add_parser(name, help=doc.split("? ")[0].split(": ")[0], description=doc,
-                            allow_abbrev=False)  # fmt: skip
+        sp = sub.add_parser(name, help=headline(bench.plan), description=doc, allow_abbrev=False)
         defaults = {f.name: f.default for f in fields(bench.plan)}
         add_flags(sp, bench.plan, defaults=defaults, repeat=("set",))
+        sp.add_argument(
+            "--markdown",
+            default="",
+            metavar="FILE",
+            help="also write the tables to FILE as markdown, headed by the date, the commit, the "
+            "machine and this command (a bench that reuses its records rewrites it in seconds)",
+        )
     return p
 
 
@@ -65,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     values = {f.name: getattr(args, f.name) for f in fields(bench.plan)}
     if "set" in values:
         values["set"] = tuple(values["set"] or ())
-    return bench.run(bench.plan(**values), speed.log)
+    plan = bench.plan(**values)
+    if not args.markdown:
+        return bench.run(plan, speed.log)
+    title = f"study.bench {args.bench}: {headline(bench.plan)}"
+    return markdown.run_to_markdown(
+        lambda: bench.run(plan, speed.log), Path(args.markdown), title, argv
+    )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def check(
     return {**s.summary(), "split": split, "skipped": len(errors), "skipped_files": errors}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         allow_abbrev=False,
         prog="python -m trainables.data",
@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         "(default: the HMDB51_ROOT / UCF101_ROOT environment variables)",
     )
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         out = check(args.dataset, args.root, args.split, args.video_root, args.workers)
     except (DatasetError, ValueError) as e:
