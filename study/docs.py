@@ -72,16 +72,21 @@ class Trial:
     lam: float
 
 
-def penalty_trials(client: Any, exp_id: str) -> list[Trial]:
-    """The study's learned trials (newest parent run's), with their B and λ."""
+def newest_parent(client: Any, exp_id: str) -> Any:
+    """The experiment's newest study parent run (the study the pictures and the page show)."""
     parents = client.search_runs(
         [exp_id], "tags.`study.role` = 'parent'", order_by=["attributes.start_time DESC"]
     )
     if not parents:
         raise PictureError("the experiment holds no study parent run")
+    return parents[0]
+
+
+def penalty_trials(client: Any, exp_id: str, parent_id: str) -> list[Trial]:
+    """The learned trials of the study ``parent_id``, with their B and λ."""
     runs = client.search_runs(
         [exp_id],
-        f"tags.`study.role` = 'trial' and tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'",
+        f"tags.`study.role` = 'trial' and tags.`mlflow.parentRunId` = '{parent_id}'",
         max_results=10000,
     )
     out = []
@@ -183,14 +188,11 @@ def frame_strip(client: Any, trials: list[Trial], bounds: list[float], lam: floa
     return out
 
 
-def study_page(client: Any, exp_id: str, summary: Path, out: Path) -> Path:
+def study_page(parent: Any, summary: Path, out: Path) -> Path:
     """The study's summary.md under a header that its parent run's records give: its start and
     wall time, its commit and its command, and this machine."""
     from study.bench.markdown import machine
 
-    parent = client.search_runs(
-        [exp_id], "tags.`study.role` = 'parent'", order_by=["attributes.start_time DESC"]
-    )[0]
     info, tags = parent.info, parent.data.tags
     if info.end_time is None:
         raise PictureError(f"the study's parent run {info.run_id} has not finished")
@@ -285,16 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         exp = c.get_experiment_by_name(args.experiment)
         if exp is None:
             return usage_error(PictureError(f"no experiment {args.experiment!r} in {root}"))
+        parent = newest_parent(c, exp.experiment_id)
         if args.results != "none":
-            written.append(
-                study_page(c, exp.experiment_id, root / "report" / "summary.md", results)
-            )
+            written.append(study_page(parent, root / "report" / "summary.md", results))
         if not args.no_pictures:
             written.append(
                 screenshot(trials_table(server.uri, exp.experiment_id), out / "mlflow-runs.png",
                            (1900, 1000))
             )  # fmt: skip
-            trials = penalty_trials(c, exp.experiment_id)
+            trials = penalty_trials(c, exp.experiment_id, parent.info.run_id)
             written.append(frame_strip(c, trials, bounds, args.lam, out / "frames.png", args.clips))
     except ValueError as e:
         return usage_error(e)

@@ -280,7 +280,8 @@ def output_target(src: Path, out: Path) -> Path | None:
 
 
 def check_output(path: Path, out: Path) -> None:
-    """Refuse an ``--output`` that names a file for a directory of inputs, before any work."""
+    """Refuse, before any work, an ``--output`` that names a file for a directory of inputs, or
+    a file that the one input cannot be written as (:func:`output_target`)."""
     if path.is_dir() and (
         out.is_file() or out.suffix.lower() in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES)
     ):
@@ -288,7 +289,7 @@ def check_output(path: Path, out: Path) -> None:
             f"--output {out}: --input {path} is a directory, so --output must be a directory "
             "(each file keeps its relative path under it)"
         )
-    if path.is_file() and out.is_file() and output_target(path, out) is None:
+    if path.is_file() and output_target(path, out) is None and out.is_file():  # target refuses
         raise AnonymizeError(f"--output {out}: an existing file that is not a video or an image")
 
 
@@ -350,8 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.output.resolve() == args.input.resolve():
             raise AnonymizeError("--output must differ from --input: nothing is overwritten")
         check_output(args.input, args.output)
-        if args.input.is_file():
-            output_path(args.input, args.input, args.output)  # refuses a bad file name now
         with tempfile.TemporaryDirectory() as d:
             weights, config = resolve_weights(args.weights, args.tracking_uri, Path(d))
             anon = load_anonymizer(weights, config).to(device)
