@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis import markdown
 from analysis.columns import FAMILY
 from analysis.pareto import hypervolume, pareto_front
 from analysis.ranking import rank_ideal_distance, rank_topsis
@@ -103,19 +104,21 @@ def families_markdown(
     """The families section of summary.md. ``label(configs, row)`` names a configuration."""
     assert callable(label)
     target = f"cMAP ≤ raw − {margin:g}" + (f" = {raw_cmap - margin:.4f}" if raw_cmap else "")
-    lines = [
-        "## Anonymizer families",
-        "",
-        f"| family | configurations | hypervolume | on the overall front | best Top-1 at {target} "
-        "| pick (ideal distance) | pick (TOPSIS) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+    header = ["family", "configurations", "hypervolume", "on the overall front",
+              f"best Top-1 at {target}", "pick (ideal distance)", "pick (TOPSIS)"]  # fmt: skip
+    rows = [
+        [
+            s.family,
+            s.configurations,
+            f"{s.hypervolume:.5f}",
+            s.on_overall_front,
+            "none reaches it" if np.isnan(s.best_top1_private) else f"{s.best_top1_private:.4f}",
+            label(configs, s.ideal),
+            label(configs, s.topsis),
+        ]
+        for s in summaries
     ]
-    for s in summaries:
-        best = "none reaches it" if np.isnan(s.best_top1_private) else f"{s.best_top1_private:.4f}"
-        lines.append(
-            f"| {s.family} | {s.configurations} | {s.hypervolume:.5f} | {s.on_overall_front} | "
-            f"{best} | {label(configs, s.ideal)} | {label(configs, s.topsis)} |"
-        )
+    lines = ["## Anonymizer families", "", *markdown.table(header, rows)]
     runs = stretches(front_owners(configs))
     if runs:
         lines += ["", "The overall front, from the highest Top-1 down:", ""]

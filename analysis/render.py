@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import markdown
 from analysis.columns import COMPARED, SCORES
 from analysis.families import families_markdown
 from analysis.recommend import (
@@ -41,8 +42,7 @@ class Table:
     caption: str
 
     def markdown(self) -> list[str]:
-        lines = ["| " + " | ".join(self.header) + " |", "|" + " --- |" * len(self.header)]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        lines = markdown.table(self.header, self.rows)
         return lines + (["", self.caption] if self.caption else [])
 
     def html(self, table_id: str) -> str:

@@ -11,6 +11,7 @@ import re
 
 import pandas as pd
 
+from analysis import markdown
 from analysis.recommend import config_columns
 
 #: A per-model metric column: (raw_)?metric/model.
@@ -94,10 +95,9 @@ def robustness_markdown(table: pd.DataFrame) -> list[str]:
         "fresh model, on raw data and on each configuration's anonymized data; `worst` is the "
         "lowest Top-1 and the highest cMAP.",
         "",
-        "| " + " | ".join(cols) + " |",
-        "| " + " | ".join("---" for _ in cols) + " |",
+        *markdown.table(
+            cols,
+            ([f"{v:.4f}" if isinstance(v, float) else v for v in r] for _, r in table.iterrows()),
+        ),
     ]
-    for _, r in table.iterrows():
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in r]
-        lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]

@@ -189,3 +189,16 @@ def test_the_cross_model_table_has_the_raw_reference_and_each_configuration(tmp_
     plain = df[[col for col in df.columns if "/" not in col]]
     assert robustness_table(plain).empty
     assert "Across fresh target models" not in summary_markdown(analyse(plain), "plain")
+
+
+def test_a_markdown_cell_holding_a_pipe_stays_one_cell():
+    import re
+
+    from analysis import markdown
+
+    lines = markdown.table(["check", "value"], [["largest |score - raw|", "0.000"], ["a\nb", 1]])
+    # A row's cells are split at the pipes that are not escaped.
+    cells = [re.split(r"(?<!\\)\|", line)[1:-1] for line in lines]
+    assert [len(c) for c in cells] == [2, 2, 2, 2]
+    assert cells[2][0].strip() == r"largest \|score - raw\|" and cells[3][0].strip() == "a b"
+    assert lines[1] == "| --- | --- |"

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from analysis import markdown
 from analysis.quality import attribute_ap, checks, point_name, summarise, sweep_hypervolume
 from search_spaces import BINDING_LAM, BUILTIN_BS
 from study.bench.plan import TrialPlan
@@ -221,12 +222,7 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
         "rms": "RMS",
         "feature_distance": "feature distance",
     }
-    lines = [
-        "| point | seeds | "
-        + " | ".join(heads[c] for c in shown)
-        + " | RMS first/last epoch | seconds |",
-        "|---|---|" + "---|" * len(shown) + "---|---|",
-    ]
+    cells_of: list[list[str]] = []
 
     def pm(r: pd.Series, c: str) -> str:
         std = r[f"{c}_std"]
@@ -239,20 +235,27 @@ def report(plan: QualityPlan, rows: list[dict[str, Any]]) -> tuple[str, dict[str
             if "rms_first_mean" in r and r["rms_first_mean"] == r["rms_first_mean"]
             else ""
         )
-        lines.append(
-            f"| {point} | {int(r['seeds'])} | {' | '.join(cells)} | {game} | "
-            f"{r['seconds_mean']:.0f} |"
+        cells_of.append(
+            [str(point), str(int(r["seeds"])), *cells, game, f"{r['seconds_mean']:.0f}"]
         )
+    header = ["point", "seeds", *(heads[c] for c in shown), "RMS first/last epoch", "seconds"]
+    lines = markdown.table(header, cells_of)
     ap = pd.DataFrame()
     if "ap" in records and len(attributes):
         ap = attribute_ap(records, attributes).reindex(summary.index).dropna(how="all")
-        lines += ["", "| point | " + " | ".join(attributes) + " |",
-                  "|---|" + "---|" * len(attributes)]  # fmt: skip
-        for point, r in ap.iterrows():
-            lines.append(f"| {point} | " + " | ".join(f"{v:.3f}" for v in r) + " |")
-    lines += ["", "| check | value | target | ok |", "|---|---|---|---|"]
-    for c in found:
-        lines.append(f"| {c.name} | {c.value:.3f} | {c.target} | {'yes' if c.ok else 'NO'} |")
+        lines += [
+            "",
+            *markdown.table(
+                ["point", *attributes], ([p, *(f"{v:.3f}" for v in r)] for p, r in ap.iterrows())
+            ),
+        ]
+    lines += [
+        "",
+        *markdown.table(
+            ["check", "value", "target", "ok"],
+            ([c.name, f"{c.value:.3f}", c.target, "yes" if c.ok else "NO"] for c in found),
+        ),
+    ]
     hv = sweep_hypervolume(records, plan.bound_values, plan.binding_lam)
     lines += [
         "",

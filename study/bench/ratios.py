@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis import markdown
 from study.bench.speed import timed_steps
 from trainables.config import SCALES, help_field, parse_assignments
 from trainables.log import Log, usage_error
@@ -404,18 +405,19 @@ def run_ratios(
 
 
 def report(out: dict[str, Any]) -> str:
-    lines = ["| ratio | value | goal | met |", "|---|---|---|---|"]
+    rows: list[list[str]] = []
     timed = out.get("sharing_timed")
     for k, v in out["ratios"].items():
         g = out["goals"][k]
         name = k
         if k == "sharing":
             name += f" (timed, {timed['scale']} scale)" if timed else " (estimate)"
-        lines.append(f"| {name} | {v:.3f} | {g['goal']} | {'yes' if g['met'] else 'NO'} |")
+        rows.append([name, f"{v:.3f}", g["goal"], "yes" if g["met"] else "NO"])
     if timed:
         est = out["sharing_estimate"]
-        lines.append(f"| sharing (estimate, {out['scale']} scale) | {est['ratio']:.3f} | | |")
-    lines += ["", "| stage (one trial) | seconds |", "|---|---|"]
-    for k, v in out["stage_seconds"].items():
-        lines.append(f"| {k} | {v:.1f} |")
+        rows.append([f"sharing (estimate, {out['scale']} scale)", f"{est['ratio']:.3f}", "", ""])
+    lines = markdown.table(["ratio", "value", "goal", "met"], rows)
+    lines += ["", *markdown.table(
+        ["stage (one trial)", "seconds"], ([k, f"{v:.1f}"] for k, v in out["stage_seconds"].items())
+    )]  # fmt: skip
     return "\n".join(lines)

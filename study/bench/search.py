@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from analysis import markdown
 from analysis.fidelity import early_signal_table, predictive_signals
 from analysis.pareto import FIXED_REFERENCE, hypervolume, hypervolume_curve
 from search_spaces import Range, SearchSpace, get_space
@@ -316,30 +317,43 @@ def report(out: dict[str, Any]) -> str:
         f"{g['top1_range'][0]:.3f}-{g['top1_range'][1]:.3f}, cMAP "
         f"{g['cmap_range'][0]:.3f}-{g['cmap_range'][1]:.3f})",
         "",
-        "| sampler | B scale | seed | HV | HV / HV(grid) |",
-        "|---|---|---|---|---|",
-    ]
-    for r in out["search"]["runs"]:
-        lines.append(
-            f"| {r['sampler']} | {r['b_scale']} | {r['seed']} | {r['hv']:.4f} | {r['ratio']:.3f} |"
-        )
-    lines += [
+        *markdown.table(
+            ["sampler", "B scale", "seed", "HV", "HV / HV(grid)"],
+            (
+                [r["sampler"], r["b_scale"], r["seed"], f"{r['hv']:.4f}", f"{r['ratio']:.3f}"]
+                for r in out["search"]["runs"]
+            ),
+        ),
         "",
-        "| sampler | B scale | mean ratio | worst | goal >= 0.95 |",
-        "|---|---|---|---|---|",
+        *markdown.table(
+            ["sampler", "B scale", "mean ratio", "worst", "goal >= 0.95"],
+            (
+                [
+                    s["sampler"],
+                    s["b_scale"],
+                    f"{s['mean_ratio']:.3f}",
+                    f"{s['min_ratio']:.3f}",
+                    "yes" if s["goal_met"] else "NO",
+                ]  # fmt: skip
+                for s in out["summary"]
+            ),
+        ),
+        "",
     ]
-    for s in out["summary"]:
-        lines.append(
-            f"| {s['sampler']} | {s['b_scale']} | {s['mean_ratio']:.3f} | {s['min_ratio']:.3f} | "
-            f"{'yes' if s['goal_met'] else 'NO'} |"
-        )
     sp = out["fidelity"]["spearman"]
-    lines += ["", "| first-epoch signal | Spearman vs Top-1 | vs cMAP |", "|---|---|---|"]
-    for s, row in sp.items():
-        cells = [
-            "n/a (constant)" if row.get(t) is None else f"{row[t]:+.3f}" for t in ("top1", "cmap")
-        ]
-        lines.append(f"| {s} | {cells[0]} | {cells[1]} |")
+    lines += markdown.table(
+        ["first-epoch signal", "Spearman vs Top-1", "vs cMAP"],
+        (
+            [
+                s,
+                *(
+                    "n/a (constant)" if row.get(t) is None else f"{row[t]:+.3f}"
+                    for t in ("top1", "cmap")
+                ),
+            ]  # fmt: skip
+            for s, row in sp.items()
+        ),
+    )
     pred = out["fidelity"]["predictive_at_0.8"]
     lines.append(
         "signals with |Spearman| >= 0.8 for both: " + (", ".join(pred) if pred else "none")
