@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run quality bench-search bench-ratios docs test test-heavy lint format clean chromium postgresql
+.PHONY: run quality bench-search bench-ratios docs test test-heavy reliability lint format clean chromium postgresql
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -47,6 +47,11 @@ test: $(STAMP) chromium
 # cluster: a few minutes more, so apart from `make test`; CI runs both.
 test-heavy: $(STAMP) postgresql
 	$(PY) -m pytest -q --durations=10 -m heavy
+
+# The figures of the fault, cluster and load tests (all of them, the heavy ones too: about
+# 25 minutes), written to docs/results/reliability.md under the date, commit and machine.
+reliability: $(STAMP) chromium postgresql
+	RELIABILITY_MARKDOWN=docs/results/reliability.md $(PY) -m pytest -q tests/test_faults.py tests/test_cluster.py tests/test_load.py
 
 # Debian's PostgreSQL server (the heavy tests start their own in a temporary folder).
 postgresql:

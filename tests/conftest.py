@@ -133,3 +133,31 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("figures measured by the tests")
         for row in rows:
             terminalreporter.write_line(f"{row['figure']}: {row['value']}")
+    page = os.environ.get("RELIABILITY_MARKDOWN")
+    if page:
+        _write_figures_page(Path(page), rows, exitstatus)
+        terminalreporter.write_line(f"figures written to {page}")
+
+
+def _write_figures_page(path, rows: list[dict], exitstatus) -> None:
+    """``make reliability``'s page: the figures of this session's fault, cluster and load
+    tests, under the date, commit, machine and command that measured them."""
+    from analysis import markdown
+    from study.bench.markdown import header
+
+    outcome = "every test passed" if exitstatus == 0 else f"pytest's exit status {int(exitstatus)}"
+    lines = [
+        "# The fault, cluster and load tests' figures",
+        "",
+        "What [reliability.md](../reliability.md)'s tests measured, as they printed it "
+        f'("figures measured by the tests"); {outcome}.',
+        "",
+        header(["make", "reliability"]),
+        "",
+        *markdown.table(
+            ["figure", "value", "test"],
+            ([r["figure"], r["value"], f"`{r.get('test', '')}`"] for r in rows),
+        ),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

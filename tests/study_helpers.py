@@ -75,4 +75,6 @@ def figure(name: str, value: float) -> None:
     out = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
     out.mkdir(parents=True, exist_ok=True)
     with (out / "reliability.jsonl").open("a") as f:
-        f.write(json.dumps({"figure": name, "value": value, "time": time.time()}) + "\n")
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+        row = {"figure": name, "value": value, "test": test, "time": time.time()}
+        f.write(json.dumps(row) + "\n")

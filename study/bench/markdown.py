@@ -44,9 +44,10 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({model}), {gpu}"
 
 
-def header(argv: list[str]) -> str:
-    """The line that heads a generated file: when, at which commit, on what, by which command."""
-    tags = provenance(["python", "-m", "study.bench", *argv])
+def header(command: list[str]) -> str:
+    """The line that heads a generated file: when, at which commit, on what, by which command
+    (``command`` as typed, e.g. ``["python", "-m", "study.bench", "speed"]``)."""
+    tags = provenance(command)
     commit = tags["mlflow.source.git.commit"][:12]
     dirty = " with uncommitted changes" if tags["git.dirty"] == "true" else ""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -97,7 +98,8 @@ def run_to_markdown(run: Callable[[], int], path: Path, title: str, argv: list[s
         rc = run()
     if rc == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = f"# {title}\n\n{header(argv)}\n\n{to_markdown(kept.getvalue())}\n"
+        command = ["python", "-m", "study.bench", *argv]
+        text = f"# {title}\n\n{header(command)}\n\n{to_markdown(kept.getvalue())}\n"
         path.write_text(text)
         print(f"[bench] tables written to {path}", file=sys.stderr)
     return rc
