@@ -149,10 +149,10 @@ def _write_figures_page(path, rows: list[dict], exitstatus) -> None:
     lines = [
         "# The fault, cluster and load tests' figures",
         "",
+        header(["make", "reliability"]),
+        "",
         "What [reliability.md](../reliability.md)'s tests measured, as they printed it "
         f'("figures measured by the tests"); {outcome}.',
-        "",
-        header(["make", "reliability"]),
         "",
         *markdown.table(
             ["figure", "value", "test"],
