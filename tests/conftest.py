@@ -135,29 +135,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(f"{row['figure']}: {row['value']}")
     page = os.environ.get("RELIABILITY_MARKDOWN")
     if page:
-        _write_figures_page(Path(page), rows, exitstatus)
+        from tests.study_helpers import write_figures_page
+
+        write_figures_page(Path(page), rows, int(exitstatus))
         terminalreporter.write_line(f"figures written to {page}")
-
-
-def _write_figures_page(path, rows: list[dict], exitstatus) -> None:
-    """``make reliability``'s page: the figures of this session's fault, cluster and load
-    tests, under the date, commit, machine and command that measured them."""
-    from analysis import markdown
-    from study.bench.markdown import header
-
-    outcome = "every test passed" if exitstatus == 0 else f"pytest's exit status {int(exitstatus)}"
-    lines = [
-        "# The fault, cluster and load tests' figures",
-        "",
-        header(["make", "reliability"]),
-        "",
-        "What [reliability.md](../reliability.md)'s tests measured, as they printed it "
-        f'("figures measured by the tests"); {outcome}.',
-        "",
-        *markdown.table(
-            ["figure", "value", "test"],
-            ([r["figure"], r["value"], f"`{r.get('test', '')}`"] for r in rows),
-        ),
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")

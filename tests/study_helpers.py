@@ -78,3 +78,27 @@ def figure(name: str, value: float) -> None:
         test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
         row = {"figure": name, "value": value, "test": test, "time": time.time()}
         f.write(json.dumps(row) + "\n")
+
+
+def write_figures_page(path: Path, rows: list[dict], exitstatus: int) -> None:
+    """``make reliability``'s page: the figures of this session's fault, cluster and load
+    tests, under the date, commit, machine and command that measured them."""
+    from analysis import markdown
+    from study.bench.markdown import header
+
+    outcome = "every test passed" if exitstatus == 0 else f"pytest's exit status {exitstatus}"
+    lines = [
+        "# The fault, cluster and load tests' figures",
+        "",
+        header(["make", "reliability"]),
+        "",
+        "What [reliability.md](../reliability.md)'s tests measured, as they printed it "
+        f'("figures measured by the tests"); {outcome}.',
+        "",
+        *markdown.table(
+            ["figure", "value", "test"],
+            ([r["figure"], r["value"], f"`{r.get('test', '')}`"] for r in rows),
+        ),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

@@ -234,3 +234,22 @@ def test_each_page_says_what_it_is_for(page):
 
 def test_the_readme_stays_short():
     assert len((ROOT / "README.md").read_bytes()) < 12_000
+
+
+def test_the_figures_page_names_each_figure_s_test_and_what_made_it(tmp_path):
+    """make reliability's page (tests/study_helpers.write_figures_page): the provenance line
+    under the title, a failed session said so, one row per figure with its test."""
+    from tests.study_helpers import write_figures_page
+
+    rows = [
+        {"figure": "seconds to restart | the server", "value": 5.1, "test": "tests/t.py::a"},
+        {"figure": "writers held", "value": 64, "test": "tests/t.py::b[sqlite]"},
+    ]
+    page = tmp_path / "reliability.md"
+    write_figures_page(page, rows, 1)
+    lines = [ln for ln in page.read_text().splitlines() if ln.strip()]
+    assert lines[0].startswith("# ") and lines[1].startswith("Made ") and "commit `" in lines[1]
+    assert "make reliability" in page.read_text() and "pytest's exit status 1" in page.read_text()
+    table = [ln for ln in lines if ln.startswith("| ")]
+    assert len(table) == 2 + len(rows)
+    assert table[2] == r"| seconds to restart \| the server | 5.1 | `tests/t.py::a` |"
