@@ -49,7 +49,7 @@ test-heavy: $(STAMP) postgresql
 	$(PY) -m pytest -q --durations=10 -m heavy
 
 # The figures of the fault, cluster and load tests (all of them, the heavy ones too: about
-# 25 minutes), written to docs/results/reliability.md under the date, commit and machine.
+# 12 minutes on 2 cores), written to docs/results/reliability.md under the date, commit and machine.
 reliability: $(STAMP) chromium postgresql
 	RELIABILITY_MARKDOWN=docs/results/reliability.md $(PY) -m pytest -q tests/test_faults.py tests/test_cluster.py tests/test_load.py
 

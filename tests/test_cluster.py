@@ -446,10 +446,6 @@ def _spooled_rows(root: Path) -> int:
     return sum(len(p.read_text().splitlines()) for p in spool.pending(root))
 
 
-#: What a SpoolingClient says, once, when a write finds the server unreachable (then it spools).
-_KEPT = "keeping this run's writes"
-
-
 def _worker_spool_lines() -> list[str]:
     """What the trial attempts on the worker host said about the spool, from that node's Ray
     worker logs (kept on its disk through the cut): a write that found the server unreachable
@@ -483,7 +479,7 @@ def test_a_partition_that_heals_loses_no_write_and_records_each_epoch_once(two_h
         try:
             while time.time() < down_at + PARTITION_MAX_S:
                 spooled = max(spooled, _spooled_rows(root))
-                said = said or any(_KEPT in line for line in _worker_spool_lines())
+                said = said or any(spool.KEEPING in line for line in _worker_spool_lines())
                 if said and time.time() >= down_at + PARTITION_S:
                     break
                 time.sleep(0.2)

@@ -334,7 +334,7 @@ def report(out: dict[str, Any]) -> str:
                     f"{s['mean_ratio']:.3f}",
                     f"{s['min_ratio']:.3f}",
                     "yes" if s["goal_met"] else "NO",
-                ]  # fmt: skip
+                ]
                 for s in out["summary"]
             ),
         ),
@@ -350,7 +350,7 @@ def report(out: dict[str, Any]) -> str:
                     "n/a (constant)" if row.get(t) is None else f"{row[t]:+.3f}"
                     for t in ("top1", "cmap")
                 ),
-            ]  # fmt: skip
+            ]
             for s, row in sp.items()
         ),
     )

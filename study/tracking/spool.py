@@ -29,6 +29,8 @@ from trainables.log import Log
 
 #: How long a client that found the server down writes straight to the spool before trying it.
 OFFLINE_SECONDS = 30.0
+#: What a client says, once per outage, before its first write goes to the spool.
+KEEPING = "keeping this run's writes"
 
 
 def spool_dir(root: Path) -> Path:
@@ -220,7 +222,7 @@ class SpoolingClient:
                 if not self._down:
                     self._log(
                         f"[spool] the MLflow server does not answer ({type(e).__name__}); "
-                        f"keeping this run's writes in {self._path.parent} until it does"
+                        f"{KEEPING} in {self._path.parent} until it does"
                     )
             self._down = True
             self._offline_until = now + OFFLINE_SECONDS
