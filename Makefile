@@ -32,6 +32,7 @@ bench-ratios: $(STAMP) chromium
 # their recorded rows) and from the main study on disk (`make run` first).
 docs: $(STAMP) chromium
 	$(PY) -m study.bench quality --seeds 3 --records docs/results/records/quality.jsonl --markdown docs/results/quality.md
+	$(PY) -m study.bench search --search-seeds 3 --records docs/results/records/search.jsonl --markdown docs/results/search.md
 	$(PY) -m study.docs --experiment penalty_grid
 
 # The report's PNGs (kaleido) and the browser test need Debian's chromium.
