@@ -14,6 +14,7 @@ import pytest
 
 from analysis.fidelity import early_signal_table, predictive_signals, spearman
 from search_spaces import BINDING_LAM, BUILTIN_B_RANGE, BUILTIN_BS, BUILTIN_LAM_RANGE, get_space
+from study.bench.markdown import to_markdown
 from study.bench.ratios import sharing_estimate, trial_values
 from study.bench.search import SearchPlan, b_range, hv, run_bench, run_search
 from study.trainable import stage_metrics
@@ -134,6 +135,13 @@ def test_search_bench_end_to_end_on_tiny_trials_reuses_its_records(tmp_path):
     assert len(rows) == 6 and all(row["early_rms"] is not None for row in rows)
     again = run_bench(plan, records=records, log=lambda m: None)
     assert again["trials_run"] == 0 and again["search"]["runs"] == runs
+
+
+def test_a_bench_page_keeps_its_tables_and_its_lines_apart():
+    printed = "a line\n| x |\n| --- |\n| 1 |\nunder the table\n{\"json\": 1}\n\n| y |\n"
+    assert to_markdown(printed).splitlines() == [
+        "- a line", "", "| x |", "| --- |", "| 1 |", "", "- under the table", "", "| y |",
+    ]  # fmt: skip
 
 
 def test_bench_flags_are_checked_before_any_work():

@@ -59,12 +59,19 @@ def header(command: list[str]) -> str:
 
 def to_markdown(printed: str) -> str:
     """A bench's stdout as markdown: tables and blank lines as they are, the JSON line left out,
-    any other line as a list item."""
-    out = []
+    any other line as a list item, and a blank line wherever a table and a list meet (a list
+    item right under a table would be read as part of it by some renderers)."""
+    out: list[str] = []
     for line in printed.splitlines():
         if line.startswith("{"):
             continue
-        out.append(line if not line.strip() or line.startswith("|") else f"- {line}")
+        if not line.strip():
+            out.append("")
+            continue
+        table = line.startswith("|")
+        if out and out[-1] and out[-1].startswith("|") != table:
+            out.append("")
+        out.append(line if table else f"- {line}")
     return "\n".join(out).strip("\n")
 
 
