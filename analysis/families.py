@@ -122,5 +122,8 @@ def families_markdown(
     runs = stretches(front_owners(configs))
     if runs:
         lines += ["", "The overall front, from the highest Top-1 down:", ""]
-        lines += [f"- {fam}: Top-1 {hi:.4f} to {lo:.4f}" for fam, hi, lo in runs]
+        lines += [
+            f"- {fam}: Top-1 {hi:.4f}" + ("" if hi == lo else f" to {lo:.4f}")
+            for fam, hi, lo in runs
+        ]
     return lines + [""]

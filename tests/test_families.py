@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -391,6 +392,8 @@ def test_the_report_draws_every_family_and_filters_one(tmp_path):
     assert (tmp_path / "families.html").is_file() and tmp_path / "report.html" in paths
     md = summary_markdown(data, "families")
     assert "## Anonymizer families" in md and "The overall front" in md
+    stretch = [line for line in md.splitlines() if line.startswith("- ") and "Top-1" in line]
+    assert stretch and not any(re.search(r"Top-1 (\S+) to \1$", line) for line in stretch)
     html = (tmp_path / "report.html").read_text()
     assert 'id="families"' in html and "tubelet front" in html
     one = only_family(trials, "tubelet")
