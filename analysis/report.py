@@ -77,6 +77,12 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+#: Where the `mlflow ui` command that the launcher prints for a finished study serves it: the
+#: server that a report read from the study's SQLite store tells its users to download from.
+UI_PORT = 5000
+UI_URI = f"http://127.0.0.1:{UI_PORT}"
+
+
 def source_and_out(args: argparse.Namespace) -> tuple[str, Path]:
     """The tracking URI and the output folder that ``build_parser``'s arguments name."""
     root = Path(args.study_dir).resolve() / args.experiment
@@ -141,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         uri, out = source_and_out(args)
-        paths = report_from_mlflow(args.experiment, uri, out, **options(args))[0]
+        served = "" if uri.startswith("http") else UI_URI  # a store needs a server to download
+        paths = report_from_mlflow(args.experiment, uri, out, served_at=served, **options(args))[0]
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

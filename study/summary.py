@@ -9,16 +9,13 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.report import UI_PORT, UI_URI
 from study.plan import StudyPlan
 from study.replicates import seeded
 from study.timings import cost_key
 from study.tracking.client import RUNS_VIEW, redact
 from trainables.config import from_dict
 from trainables.models.anonymizers import setting, shown_knobs, trial_family
-
-#: Where the `mlflow ui` command printed for a finished study serves it.
-UI_PORT = 5000
-UI_URI = f"http://127.0.0.1:{UI_PORT}"
 
 
 def results_table(results: Iterable[Any]) -> pd.DataFrame:

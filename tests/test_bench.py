@@ -138,7 +138,7 @@ def test_search_bench_end_to_end_on_tiny_trials_reuses_its_records(tmp_path):
 
 
 def test_a_bench_page_keeps_its_tables_and_its_lines_apart():
-    printed = "a line\n| x |\n| --- |\n| 1 |\nunder the table\n{\"json\": 1}\n\n| y |\n"
+    printed = 'a line\n| x |\n| --- |\n| 1 |\nunder the table\n{"json": 1}\n\n| y |\n'
     assert to_markdown(printed).splitlines() == [
         "- a line", "", "| x |", "| --- |", "| 1 |", "", "- under the table", "", "| y |",
     ]  # fmt: skip
