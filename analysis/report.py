@@ -111,7 +111,7 @@ def report_from_mlflow(
     """Write the report of one study (``parent``, default the experiment's newest) read from
     MLflow at ``uri`` into ``out``; return the files (report.html first), the parent run id and
     the analysis. ``served_at`` is the server the text tells users to download from (default:
-    ``uri`` when it is a server)."""
+    ``uri`` when it is a server, else the `mlflow ui` at ``UI_URI``)."""
     from analysis.load import study_from_mlflow, trials_from_mlflow
 
     record = study_from_mlflow(experiment, uri, parent)
@@ -125,7 +125,8 @@ def report_from_mlflow(
     if family:
         df = only_family(df, family)
     data = analyse(df, record.chance, hv_reference)
-    http = served_at or (uri if uri.startswith("http") else "")
+    # A store read directly needs a server to download from: the `mlflow ui` one.
+    http = served_at or (uri if uri.startswith("http") else UI_URI)
     paths = write_report(
         df,
         out,
@@ -147,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         uri, out = source_and_out(args)
-        served = "" if uri.startswith("http") else UI_URI  # a store needs a server to download
-        paths = report_from_mlflow(args.experiment, uri, out, served_at=served, **options(args))[0]
+        paths = report_from_mlflow(args.experiment, uri, out, **options(args))[0]
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
