@@ -428,7 +428,9 @@ def test_a_study_whose_server_died_twice_records_every_metric(tmp_path):
     study ends FINISHED with every epoch and final metric of every trial recorded once."""
     import re
 
-    epochs = 10
+    # Enough epochs (about 0.6 s each here) that training outlasts the first restart (about
+    # 5 s): with 10, a trial could finish before the second kill, and the test saw no training.
+    epochs = 40
     args = launch_args(tmp_path, "--set", f"minimax_epochs={epochs}")
     root = tmp_path / "smoke"
     log = tmp_path / "launch.log"
